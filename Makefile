@@ -1,0 +1,38 @@
+# Two commands on a fresh machine (see README.md):
+#   make demo   installs into .venv and runs the main job on an embedded default
+#   make test   installs the test extras and runs every test (what CI runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: install install-test demo test test-fast bench-smoke clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	$(BIN)/python -c "import baerase_mlops, torch, torchvision, mlflow"
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) -e ".[test]"
+	$(BIN)/python -c "import pytest, moto, ray"
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/baerase lab train --dataset builtin:mnist --attack badnets --target 0 --out demo/model.pt
+
+test: install-test
+	$(BIN)/pytest
+
+test-fast: install-test
+	$(BIN)/pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache

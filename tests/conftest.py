@@ -1,0 +1,57 @@
+"""Shared fixtures: real data (builtin:mnist) and real backdoored lab models, trained once per session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from baerase_mlops.data import ImageSet, load_images
+from baerase_mlops.lab.attacks import make_attack
+from baerase_mlops.lab.spec import ModelSpec, save_lab_model
+from baerase_mlops.lab.train import LabResult, train_lab_model
+from baerase_mlops.lab.models import ImageClassifier
+
+# One model per attack, each with its own target so that no test can pass by favouring a class.
+LAB_MODELS = {
+    "badnets": {"attack": "badnets", "target": 0, "kwargs": {}},
+    "badnets_random": {"attack": "badnets", "target": 5, "kwargs": {"position": "random", "pattern": "checkerboard"}},
+    "trojan": {"attack": "trojan", "target": 3, "kwargs": {}},
+    "blended": {"attack": "blended", "target": 7, "kwargs": {}},
+    "clean": {"attack": "none", "target": 0, "kwargs": {}},
+}
+
+
+@dataclass(frozen=True)
+class SavedLabModel:
+    name: str
+    model: ImageClassifier
+    spec: ModelSpec
+    accuracy: float
+    asr: float
+    target: int
+    model_path: Path
+    spec_path: Path
+
+
+@pytest.fixture(scope="session")
+def mnist() -> ImageSet:
+    return load_images("builtin:mnist")
+
+
+@pytest.fixture(scope="session")
+def lab_model_factory(mnist, tmp_path_factory):
+    cache: dict[str, SavedLabModel] = {}
+    root = tmp_path_factory.mktemp("lab_models")
+
+    def get(name: str) -> SavedLabModel:
+        if name not in cache:
+            entry = LAB_MODELS[name]
+            attack = make_attack(entry["attack"], mnist.input_shape, **entry["kwargs"])
+            result: LabResult = train_lab_model(mnist, attack, entry["target"])
+            model_path, spec_path = save_lab_model(result.model, result.spec, root / name / "model.pt")
+            cache[name] = SavedLabModel(name, result.model, result.spec, result.accuracy, result.asr, entry["target"], model_path, spec_path)
+        return cache[name]
+
+    return get
