@@ -55,3 +55,21 @@ def lab_model_factory(mnist, tmp_path_factory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def scan_factory(lab_model_factory, mnist):
+    """Scans of the lab models with the default configuration, once per session."""
+    from baerase_mlops.jobs import load_local_model, prepare_clean_data, run_scan
+
+    cache = {}
+
+    def get(name: str):
+        if name not in cache:
+            lab = lab_model_factory(name)
+            mut = load_local_model(lab.model_path)
+            data = prepare_clean_data(None, mut)
+            cache[name] = (mut, data, run_scan(mut, data, device="cpu"))
+        return cache[name]
+
+    return get

@@ -1,0 +1,192 @@
+"""A scan: recover every class's smallest trigger, then test the sizes for an outlier.
+
+The clean set is split (stratified, seeded) into an optimisation part, on which the
+triggers are recovered, and a held-out part, on which each class's recovered triggers
+are measured (recovered-trigger ASR). Nothing here knows the attack.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+from torch import nn
+
+from baerase_mlops import __version__
+from baerase_mlops.config import ScanConfig
+from baerase_mlops.core.classifier import check_classifier, frozen
+from baerase_mlops.core.contract import InputContract
+from baerase_mlops.core.detection import AnomalyDetector
+from baerase_mlops.core.jsonable import json_safe
+from baerase_mlops.core.metrics import predict
+from baerase_mlops.core.recovery import RECOVERY_METHODS, RecoveryResult
+from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
+from baerase_mlops.data.imageset import ImageSet
+from baerase_mlops.data.split import stratified_split
+from baerase_mlops.errors import DataError
+
+STATUS_BACKDOOR = "backdoor"
+STATUS_NONE_FOUND = "no_backdoor_found"
+
+
+@dataclass(frozen=True)
+class ClassFinding:
+    label: int
+    name: str
+    norm: float  # mean mask L1 of the smallest successful recovered trigger
+    reached: bool  # a trigger reached the success threshold
+    anomaly_index: float
+    holdout_asr: float  # share of held-out clean images its recovered triggers send to it
+    flagged: bool
+    train_asr: float = float("nan")  # on the optimisation images, at the kept round
+
+
+@dataclass
+class Verdict:
+    """What a scan concluded, with everything needed to audit the conclusion."""
+
+    status: str  # "backdoor" or "no_backdoor_found" (a miss is possible: not "clean")
+    anomaly_index: float  # of the class with the smallest trigger
+    flagged_classes: list[int]
+    threshold: float
+    median_norm: float
+    mad: float
+    classes: list[ClassFinding]
+    method: str
+    device: str
+    seed: int
+    timings: dict[str, float]
+    contract: InputContract
+    clean_images: dict[str, Any]
+    config: dict[str, Any]
+    tool_version: str = __version__
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def backdoor(self) -> bool:
+        return self.status == STATUS_BACKDOOR
+
+    def summary(self) -> str:
+        if self.backdoor:
+            names = ", ".join(f"{k} ({self.classes[k].name})" for k in self.flagged_classes)
+            return f"backdoor found: class {names}, anomaly index {self.anomaly_index:.2f} > {self.threshold:g}"
+        return (
+            f"no backdoor found: largest anomaly index {self.anomaly_index:.2f} <= {self.threshold:g} "
+            "(a miss is possible; this is not a proof that the model is clean)"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["contract"] = self.contract.to_json()
+        data["backdoor"] = self.backdoor
+        data["summary"] = self.summary()
+        return json_safe(data)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Verdict:
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["classes"] = [ClassFinding(**{k: (float("nan") if v is None else v) for k, v in c.items()}) for c in data["classes"]]
+        fields["contract"] = InputContract.from_json(data["contract"])
+        return cls(**fields)
+
+
+@dataclass
+class ScanResult:
+    verdict: Verdict
+    recovery: RecoveryResult
+    optimisation: ImageSet  # the part of the clean set the triggers were recovered on
+    holdout: ImageSet  # the part kept out, for recovered-trigger ASR (and unlearning's stopping rule)
+
+
+def split_clean_set(clean: ImageSet, holdout_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """(optimisation, held-out) parts of the defender's clean set, stratified."""
+    if len(clean) < 2 * clean.num_classes:
+        raise DataError(
+            f"{clean.source}: {len(clean)} clean images for {clean.num_classes} classes; "
+            f"a scan needs at least two per class ({2 * clean.num_classes})"
+        )
+    present = sum(1 for n in clean.class_counts() if n > 0)
+    if present < 2:
+        raise DataError(f"{clean.source}: the clean set holds a single class; it needs images of several")
+    return stratified_split(clean, holdout_fraction, seed)
+
+
+@torch.no_grad()
+def recovered_trigger_asr(
+    model: nn.Module, recovery: RecoveryResult, data: ImageSet, label: int, draws: int, generator: torch.Generator, device: torch.device
+) -> float:
+    """Share of ``data``'s images outside ``label`` sent to ``label`` by fresh triggers of its family."""
+    x = data.x[data.y != label]
+    if len(x) == 0:
+        return float("nan")
+    x = x.repeat(draws, 1, 1, 1)
+    mask, pattern = recovery.sample(label, len(x), generator)
+    stamped = (1.0 - mask) * x + mask * pattern
+    return float((predict(model, stamped, device) == label).float().mean())
+
+
+class Scanner:
+    """Scan a classifier for backdoors from a small clean set."""
+
+    def __init__(self, config: ScanConfig = ScanConfig(), device: str | torch.device = "auto", progress: Progress = no_progress) -> None:
+        if config.method not in RECOVERY_METHODS:
+            raise ValueError(f"unknown recovery method {config.method!r}; choose one of {sorted(RECOVERY_METHODS)}")
+        self.config = config
+        self.device = resolve_device(device)
+        self.progress = progress
+
+    def scan(self, model: nn.Module, clean: ImageSet, contract: InputContract) -> ScanResult:
+        c = self.config
+        started = time.perf_counter()
+        if clean.input_shape != tuple(contract.input_shape):
+            raise DataError(
+                f"{clean.source}: images are {'x'.join(map(str, clean.input_shape))} (C x H x W) but the model "
+                f"takes {'x'.join(map(str, contract.input_shape))}"
+            )
+        if clean.num_classes != contract.num_classes:
+            raise DataError(f"{clean.source}: the data have {clean.num_classes} classes but the model {contract.num_classes}")
+        model = model.to(self.device)
+        check_classifier(model, contract.input_shape, contract.num_classes, self.device)
+        optimisation, holdout = split_clean_set(clean, c.holdout_fraction, c.recovery.seed)
+        recovery = RECOVERY_METHODS[c.method](c.recovery, self.device, self.progress).recover(
+            model, optimisation.x, optimisation.y, contract.num_classes
+        )
+        evaluated = time.perf_counter()
+        detection = AnomalyDetector(c.detection).detect(recovery.norms)
+        generator = torch.Generator().manual_seed(c.recovery.seed)
+        with frozen(model):
+            holdout_asr = [
+                recovered_trigger_asr(model, recovery, holdout, k, c.eval_draws, generator, self.device) for k in range(contract.num_classes)
+            ]
+        findings = [
+            ClassFinding(
+                k, contract.classes[k], recovery.norms[k], recovery.reached[k], detection.indices[k], holdout_asr[k],
+                k in detection.flagged, recovery.train_asr[k],
+            )  # fmt: skip
+            for k in range(contract.num_classes)
+        ]
+        finished = time.perf_counter()
+        verdict = Verdict(
+            status=STATUS_BACKDOOR if detection.flagged else STATUS_NONE_FOUND,
+            anomaly_index=detection.anomaly_index,
+            flagged_classes=detection.flagged,
+            threshold=detection.threshold,
+            median_norm=detection.median,
+            mad=detection.mad,
+            classes=findings,
+            method=c.method,
+            device=str(self.device),
+            seed=c.recovery.seed,
+            timings={"recovery_s": recovery.seconds, "evaluation_s": finished - evaluated, "total_s": finished - started},
+            contract=contract,
+            clean_images={"source": clean.source, "total": len(clean), "optimisation": len(optimisation), "holdout": len(holdout)},
+            config=asdict(c),
+        )
+        return ScanResult(verdict, recovery, optimisation, holdout)
+
+
+def with_seed(config: ScanConfig, seed: int) -> ScanConfig:
+    return replace(config, recovery=replace(config.recovery, seed=seed))

@@ -1,0 +1,229 @@
+"""Erasing a backdoor from a model with the recovered triggers and a small clean set.
+
+* :class:`BaeraseUnlearning` (the paper's step 2): descent on clean data, gradient ascent
+  on images stamped with triggers drawn afresh from the recovered generator of each
+  flagged class toward that class, and an L1 pull toward the original weights:
+  ``alpha * CE(f(x), y) - min(CE(f(x + T), t), flood) + lambda * |theta - theta_0|_1``.
+  The ascent is bounded twice: per image it stops at ``flood`` (no gradient beyond), and
+  the gradient norm is clipped. The L1 term is applied as its proximal step.
+* :class:`NeuralCleanseUnlearning`: fine-tune on clean images, a share of them stamped
+  with the recovered trigger and kept at their true labels (Wang et al. 2019).
+* :class:`FineTuning`: fine-tune on the clean images alone.
+
+All three share one loop (:meth:`Unlearner.unlearn`): they copy the model (the original
+is never touched), keep it in evaluation mode (normalisation statistics stay frozen: the
+clean set is small), draw clean batches with a share of the flagged classes' own images,
+shift them randomly by a few pixels, add distillation toward the original model's outputs
+on them (``distill``; 0 gives the paper's loss), and stop by the rule documented on
+:class:`~baerase_mlops.config.UnlearningConfig`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from baerase_mlops.config import UnlearningConfig
+from baerase_mlops.core.classifier import frozen
+from baerase_mlops.core.metrics import accuracy
+from baerase_mlops.core.recovery import RecoveryResult
+from baerase_mlops.core.runtime import Progress, no_progress, resolve_device, seed_everything
+from baerase_mlops.core.scan import recovered_trigger_asr
+from baerase_mlops.data.imageset import ImageSet
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    step: int
+    clean_accuracy: float  # on every clean image
+    recovered_asr: float  # on the held-out clean images; the worst over the flagged classes
+
+
+@dataclass
+class UnlearningResult:
+    model: nn.Module  # the cleaned copy, on the CPU
+    method: str
+    targets: list[int]
+    before: Checkpoint
+    after: Checkpoint  # the kept checkpoint
+    history: list[Checkpoint]
+    reached_target: bool  # the kept checkpoint's recovered-trigger ASR is at or under target_asr
+    steps: int
+    seconds: float
+    device: str
+    seed: int
+
+
+class Unlearner(ABC):
+    """Make a model forget the triggers of ``targets``; configure, then call :meth:`unlearn`."""
+
+    method: ClassVar[str]
+
+    def __init__(self, config: UnlearningConfig = UnlearningConfig(), device: str | torch.device = "auto", progress: Progress = no_progress) -> None:
+        self.config = config
+        self.device = resolve_device(device)
+        self.progress = progress
+
+    @abstractmethod
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, stamped: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss of one step: clean ``x``/``y``, and ``stamped`` images whose
+        trigger belongs to ``targets`` (true labels of ``stamped`` are those of ``x``)."""
+
+    def unlearn(self, model: nn.Module, train: ImageSet, holdout: ImageSet, recovery: RecoveryResult, targets: list[int]) -> UnlearningResult:
+        """Unlearn on ``train`` (the unlearning part of the clean set), judge on ``holdout``."""
+        if not targets:
+            raise ValueError("unlearning needs at least one flagged target class")
+        started = time.perf_counter()
+        c = self.config
+        generator = seed_everything(c.seed)
+        original = model
+        model = copy.deepcopy(original).to(self.device)
+        trainable = [p for p in model.parameters() if p.is_floating_point()]
+        anchor = [p.detach().clone() for p in trainable]
+        flags = [p.requires_grad for p in trainable]
+        for p in trainable:
+            p.requires_grad_(True)
+        optimiser = torch.optim.SGD(trainable, lr=c.lr, momentum=c.momentum)
+        families = {t: recovery.family.subset([t]).to(self.device) for t in targets}
+        target_of = torch.tensor(targets)
+        x_all, y_all = train.x.to(self.device), train.y.to(self.device)
+        x_clean, y_clean = torch.cat([train.x, holdout.x]), torch.cat([train.y, holdout.y])
+
+        def measure(step: int) -> Checkpoint:
+            with frozen(model):
+                acc = accuracy(model, x_clean, y_clean, self.device)
+                eval_gen = torch.Generator().manual_seed(c.seed + 1)  # same triggers at every measurement
+                asr = max(recovered_trigger_asr(model, recovery, holdout, t, c.eval_draws, eval_gen, self.device) for t in targets)
+            return Checkpoint(step, acc, asr)
+
+        before = measure(0)
+        history = [before]
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best = before
+        settled = 0
+        step = 0
+        target_pool = torch.nonzero(torch.isin(train.y, target_of)).flatten()
+        n_target = int(round(c.target_share * c.batch_size)) if len(target_pool) else 0
+        teacher = copy.deepcopy(original).to(self.device) if c.distill > 0 else None
+        for step in range(1, c.max_steps + 1):
+            idx = torch.cat([
+                torch.randint(0, len(x_all), (c.batch_size - n_target,), generator=generator),
+                target_pool[torch.randint(0, len(target_pool), (n_target,), generator=generator)] if n_target else torch.empty(0, dtype=torch.long),
+            ]).to(self.device)  # fmt: skip
+            x, y = x_all[idx], y_all[idx]
+            if c.shift > 0:
+                x = random_shift(x, c.shift, generator)
+            trigger_targets = target_of[torch.randint(0, len(targets), (c.batch_size,), generator=generator)].to(self.device)
+            stamped = self._stamp(families, x, trigger_targets, generator, c.amplify)
+            loss = self.loss(model, x, y, stamped, trigger_targets)
+            if teacher is not None:
+                with torch.no_grad():
+                    soft = F.log_softmax(teacher(x), dim=1)
+                loss = loss + c.distill * F.kl_div(F.log_softmax(model(x), dim=1), soft, log_target=True, reduction="batchmean")
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(trainable, c.grad_clip)
+            optimiser.step()
+            if c.l1_pull > 0:
+                pull_towards(trainable, anchor, c.lr * c.l1_pull)
+            self.progress(f"unlearning ({self.method})", step, c.max_steps)
+            if step % c.eval_every == 0:
+                point = measure(step)
+                history.append(point)
+                if self._better(point, best, before):
+                    best = point
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                settled = settled + 1 if point.recovered_asr <= c.target_asr else 0
+                if settled >= c.settle_evals:
+                    break
+        self.progress(f"unlearning ({self.method})", c.max_steps, c.max_steps)
+        model.load_state_dict(best_state)
+        for p, flag in zip(trainable, flags):
+            p.requires_grad_(flag)
+        return UnlearningResult(
+            model=model.cpu(),
+            method=self.method,
+            targets=list(targets),
+            before=before,
+            after=best,
+            history=history,
+            reached_target=best.recovered_asr <= c.target_asr,
+            steps=step,
+            seconds=time.perf_counter() - started,
+            device=str(self.device),
+            seed=c.seed,
+        )
+
+    def _better(self, point: Checkpoint, best: Checkpoint, before: Checkpoint) -> bool:
+        if point.clean_accuracy < before.clean_accuracy - self.config.max_accuracy_drop - 1e-9:
+            return False
+        return (point.recovered_asr, -point.clean_accuracy) <= (best.recovered_asr, -best.clean_accuracy)
+
+    @staticmethod
+    def _stamp(families: dict[int, nn.Module], x: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, amplify: float) -> torch.Tensor:
+        stamped = x.clone()
+        with torch.no_grad():
+            for t, family in families.items():
+                rows = targets == t
+                count = int(rows.sum())
+                if count:
+                    mask, pattern = family(family.noise(count, generator, x.device))
+                    scale = 1.0 + (amplify - 1.0) * torch.rand(count, 1, 1, 1, generator=generator).to(x.device)
+                    mask = (mask[0] * scale).clamp(0.0, 1.0)
+                    stamped[rows] = (1.0 - mask) * x[rows] + mask * pattern[0]
+        return stamped
+
+
+@torch.no_grad()
+def pull_towards(params: list[nn.Parameter], anchor: list[torch.Tensor], threshold: float) -> None:
+    """The proximal step of ``lambda * |theta - theta_0|_1``: soft-threshold every weight's
+    distance from the original by ``lr * lambda``, so that weights without a consistent
+    reason to move return exactly to where they were (the backdoor lives in few weights)."""
+    for p, a in zip(params, anchor):
+        delta = p - a
+        p.copy_(a + delta.sign() * (delta.abs() - threshold).clamp_min(0.0))
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image moved by up to ``max_shift`` pixels in each direction (edges padded by replication)."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4, mode="replicate")
+    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator).tolist()
+    return torch.stack([padded[i, :, r : r + h, c : c + w] for i, (r, c) in enumerate(offsets)])
+
+
+class BaeraseUnlearning(Unlearner):
+    method = "baerase"
+
+    def loss(self, model, x, y, stamped, targets):
+        c = self.config
+        clean = F.cross_entropy(model(x), y)
+        keep = y != targets  # an image of the target class itself is right to go there
+        ascent = F.cross_entropy(model(stamped[keep]), targets[keep], reduction="none").clamp(max=c.flood)
+        return c.alpha * clean - (ascent.mean() if len(ascent) else 0.0)
+
+
+class NeuralCleanseUnlearning(Unlearner):
+    method = "nc_unlearning"
+
+    def loss(self, model, x, y, stamped, targets):
+        n = int(round(self.config.stamp_share * len(x)))
+        mixed = torch.cat([stamped[:n], x[n:]])
+        return F.cross_entropy(model(mixed), y)
+
+
+class FineTuning(Unlearner):
+    method = "fine_tuning"
+
+    def loss(self, model, x, y, stamped, targets):
+        return F.cross_entropy(model(x), y)
+
+
+UNLEARNING_METHODS: dict[str, type[Unlearner]] = {m.method: m for m in (BaeraseUnlearning, NeuralCleanseUnlearning, FineTuning)}

@@ -1,0 +1,209 @@
+"""The scan and erase jobs behind every entry point: the CLI, the MLflow project, the
+promotion gate and registry scans. Each loads nothing itself: it gets a model under test
+and clean data, runs the core, and returns typed results the caller reports or logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from baerase_mlops.config import ScanConfig, UnlearningConfig
+from baerase_mlops.core.contract import InputContract
+from baerase_mlops.core.metrics import accuracy
+from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
+from baerase_mlops.core.scan import Scanner, ScanResult, recovered_trigger_asr
+from baerase_mlops.core.unlearning import UNLEARNING_METHODS, UnlearningResult
+from baerase_mlops.data import ImageSet, clean_subset, load_images
+from baerase_mlops.errors import UsageError
+from baerase_mlops.lab.models import Normalize
+from baerase_mlops.lab.spec import ModelSpec, load_lab_model, spec_path_for
+from baerase_mlops.lab.train import lab_splits, real_asr, true_attack
+
+# Without a lab split, a lab model's clean set is 5% of its training data, as in the paper.
+LAB_CLEAN_FRACTION = 0.05
+
+
+@dataclass
+class ModelUnderTest:
+    """A model to examine, with its input contract and where it came from."""
+
+    model: nn.Module
+    contract: InputContract
+    source: str  # a path or URI
+    format: str  # "state_dict+spec", "pt2" or "pickle"
+    lab_spec: ModelSpec | None = None  # a lab model's spec: its data split and true trigger
+
+    def unwrapped(self, model: nn.Module) -> nn.Module:
+        """``model`` without the normalisation wrapper this tool added (for saving)."""
+        wrapped = (self.contract.normalization or {}).get("applied_by") == "baerase"
+        return model[1] if wrapped and isinstance(model, nn.Sequential) else model
+
+
+@dataclass
+class CleanData:
+    """The defender's clean set, and where the lab's test split is known, an evaluation set
+    for reporting real accuracy and ASR (never used to decide anything)."""
+
+    clean: ImageSet
+    evaluation: ImageSet | None
+    description: str
+
+
+@dataclass
+class EraseOutcome:
+    model: nn.Module  # the cleaned model, or the original when nothing was flagged
+    changed: bool
+    unlearning: UnlearningResult | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def with_normalization(model: nn.Module, mean: list[float] | None, std: list[float] | None) -> nn.Module:
+    """Wrap a model that expects normalised input so that it takes [0, 1] pixels."""
+    if mean is None and std is None:
+        return model
+    if mean is None or std is None or len(mean) != len(std):
+        raise UsageError("give --mean and --std together, one value per channel each")
+    if any(s <= 0 for s in std):
+        raise UsageError(f"--std values must be positive, got {std}")
+    return nn.Sequential(Normalize(mean, std), model)
+
+
+def load_local_model(model_path: str | Path, spec_path: str | Path | None = None, mean=None, std=None) -> ModelUnderTest:
+    """A lab-format model: a state_dict (``model.pt``) and its JSON spec (``model.json``)."""
+    model, spec = load_lab_model(model_path, spec_path)
+    normalization: dict[str, Any] = {"mean": list(spec.mean), "std": list(spec.std), "applied_by": "model"}
+    if mean is not None or std is not None:
+        model = with_normalization(model, mean, std)
+        normalization = {"mean": list(mean), "std": list(std), "applied_by": "baerase"}
+    contract = InputContract(spec.input_shape, spec.classes, normalization, source=f"lab spec {spec_path or spec_path_for(model_path)}")
+    return ModelUnderTest(model, contract, str(model_path), "state_dict+spec", spec)
+
+
+def prepare_clean_data(data_uri: str | None, mut: ModelUnderTest, clean_fraction: float | None = None, seed: int = 0) -> CleanData:
+    """Load the clean set. A lab model scanned on its own dataset gets its clean set from
+    its training split (``clean_fraction``, default 5%) and is evaluated on its test split;
+    any other data URI is the clean set itself (``clean_fraction`` of it, default all)."""
+    spec = mut.lab_spec
+    uri = data_uri or (spec.dataset if spec is not None else None)
+    if not uri:
+        raise UsageError("no clean data given (--data / data_uri) and the model records no dataset")
+    if clean_fraction is not None and not 0.0 < clean_fraction <= 1.0:
+        raise UsageError(f"clean fraction must lie in (0, 1], got {clean_fraction}")
+    data = load_images(uri)
+    if spec is not None and spec.dataset == data.source and spec.test_fraction is not None:
+        train, test = lab_splits(data, spec)
+        fraction = clean_fraction or LAB_CLEAN_FRACTION
+        clean = train if fraction >= 1.0 else clean_subset(train, fraction, seed)
+        return CleanData(clean, test, f"{len(clean)} images: {fraction:.0%} of the lab model's training split of {uri}")
+    fraction = clean_fraction or 1.0
+    clean = data if fraction >= 1.0 else clean_subset(data, fraction, seed)
+    return CleanData(clean, None, f"{len(clean)} images from {uri}" + ("" if fraction >= 1.0 else f" ({fraction:.0%})"))
+
+
+def run_scan(mut: ModelUnderTest, data: CleanData, config: ScanConfig = ScanConfig(), device: str = "auto", progress: Progress = no_progress) -> ScanResult:
+    return Scanner(config, device, progress).scan(mut.model, data.clean, mut.contract)
+
+
+def run_erase(
+    mut: ModelUnderTest,
+    data: CleanData,
+    scan: ScanResult,
+    config: UnlearningConfig = UnlearningConfig(),
+    method: str = "baerase",
+    device: str = "auto",
+    progress: Progress = no_progress,
+) -> EraseOutcome:
+    """Unlearn the flagged classes' triggers; a model with nothing flagged goes through unchanged."""
+    if method not in UNLEARNING_METHODS:
+        raise UsageError(f"unknown unlearning method {method!r}; choose one of {sorted(UNLEARNING_METHODS)}")
+    dev = resolve_device(device)
+    targets = scan.verdict.flagged_classes
+    before = measure(mut, data, scan, mut.model, dev)
+    if not targets:
+        return EraseOutcome(mut.model, False, None, {**_suffixed(before, "before"), **_suffixed(before, "after")})
+    result = UNLEARNING_METHODS[method](config, dev, progress).unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, targets)
+    after = measure(mut, data, scan, result.model, dev)
+    metrics = {**_suffixed(before, "before"), **_suffixed(after, "after"), "unlearning_steps": result.steps, "unlearning_s": result.seconds, "reached_target": result.reached_target}
+    return EraseOutcome(result.model, True, result, metrics)
+
+
+def measure(mut: ModelUnderTest, data: CleanData, scan: ScanResult, model: nn.Module, device: torch.device) -> dict[str, Any]:
+    """Accuracy and ASR of ``model``: recovered-trigger ASR on the held-out clean images
+    (what a defender sees); with a lab model, real accuracy and ASR on its test split."""
+    targets = scan.verdict.flagged_classes
+    model = model.to(device)
+    generator = torch.Generator().manual_seed(scan.verdict.seed + 1)
+    recovered = max((recovered_trigger_asr(model, scan.recovery, scan.holdout, t, 4, generator, device) for t in targets), default=None)
+    evaluation = data.evaluation if data.evaluation is not None else scan.holdout
+    out: dict[str, Any] = {
+        "accuracy": accuracy(model, evaluation.x, evaluation.y, device),
+        "accuracy_on": "lab test split" if data.evaluation is not None else "held-out clean images",
+        "recovered_asr": recovered,
+    }
+    known = true_attack(mut.lab_spec) if mut.lab_spec is not None else None
+    if known is not None and data.evaluation is not None:
+        attack, target = known
+        out["real_asr"] = real_asr(model, data.evaluation, attack, target, device)
+    out["asr"] = out.get("real_asr", recovered)
+    out["asr_kind"] = "real" if "real_asr" in out else "recovered"
+    return out
+
+
+def _suffixed(values: dict[str, Any], suffix: str) -> dict[str, Any]:
+    return {f"{k}_{suffix}" if k not in ("accuracy_on", "asr_kind") else k: v for k, v in values.items()}
+
+
+
+def scan_from_report(report_dir: str | Path, data: CleanData) -> ScanResult:
+    """An earlier scan's result, with the clean set split as that scan split it."""
+    from baerase_mlops.core.scan import split_clean_set
+    from baerase_mlops.report.scan_report import read_scan_report
+
+    verdict, recovery = read_scan_report(report_dir)
+    recorded = verdict.clean_images
+    if recorded.get("source") != data.clean.source or recorded.get("total") != len(data.clean):
+        raise UsageError(
+            f"{report_dir}: that scan used {recorded.get('total')} images of {recorded.get('source')}, "
+            f"not these {len(data.clean)} of {data.clean.source}; give the same data, or scan again"
+        )
+    optimisation, holdout = split_clean_set(data.clean, verdict.config["holdout_fraction"], verdict.seed)
+    return ScanResult(verdict, recovery, optimisation, holdout)
+
+
+def erase_job(
+    mut: ModelUnderTest,
+    data: CleanData,
+    scan_config: ScanConfig,
+    out_path: str | Path,
+    report_dir: str | Path | None = None,
+    *,
+    unlearning: str = "baerase",
+    target_asr: float | None = None,
+    max_accuracy_drop: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: Progress = no_progress,
+) -> tuple[EraseOutcome, ScanResult, dict[str, Path]]:
+    """``baerase erase``: scan (or reuse ``report_dir``), unlearn, and write the cleaned
+    state_dict, its spec and the report (``<out stem>_report/``)."""
+    from dataclasses import replace
+
+    from baerase_mlops.lab.spec import save_lab_model
+    from baerase_mlops.report.erase_report import write_erase_report
+
+    if mut.lab_spec is None:
+        raise UsageError("erase writes lab-format models (state_dict + spec); registry models go through the MLflow project")
+    overrides = {"seed": seed, "target_asr": target_asr, "max_accuracy_drop": max_accuracy_drop}
+    config = replace(UnlearningConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    scan = scan_from_report(report_dir, data) if report_dir is not None else run_scan(mut, data, scan_config, device, progress)
+    outcome = run_erase(mut, data, scan, config, unlearning, device, progress)
+    spec = replace(mut.lab_spec, metrics={k: v for k, v in outcome.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    model_file, spec_file = save_lab_model(mut.unwrapped(outcome.model), spec, out_path)
+    report = Path(out_path).with_name(Path(out_path).stem + "_report")
+    write_erase_report(scan, outcome, report)
+    return outcome, scan, {"model": model_file, "spec": spec_file, "report": report}

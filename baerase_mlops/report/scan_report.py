@@ -1,0 +1,134 @@
+"""The scan report a person reads and a machine parses.
+
+    verdict.json    the verdict (machine-readable)
+    triggers.pt     the recovered trigger families (tensors only; ``erase --report`` reuses them)
+    norms.png       per-class smallest-trigger size, with the median and the flag boundary
+    triggers.png    every class's mask, masked pattern and a stamped example, one row each
+    class_KK.png    the same for class KK alone
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from baerase_mlops.core.jsonable import json_safe  # noqa: E402
+from baerase_mlops.core.recovery.base import RecoveryResult  # noqa: E402
+from baerase_mlops.core.recovery.families import family_from_dict, family_to_dict  # noqa: E402
+from baerase_mlops.core.scan import ScanResult, Verdict  # noqa: E402
+from baerase_mlops.errors import BaeraseError  # noqa: E402
+
+VERDICT_FILE = "verdict.json"
+TRIGGERS_FILE = "triggers.pt"
+
+
+def write_scan_report(result: ScanResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write the report folder; return the files by name."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "verdict": out / VERDICT_FILE,
+        "triggers": out / TRIGGERS_FILE,
+        "norms_chart": out / "norms.png",
+        "triggers_grid": out / "triggers.png",
+    }
+    files["verdict"].write_text(json.dumps(result.verdict.to_json(), indent=2) + "\n")
+    torch.save(family_to_dict(result.recovery.family), files["triggers"])
+    plot_norms(result.verdict, files["norms_chart"])
+    examples = _examples(result)
+    plot_triggers(result.verdict, examples, list(range(len(examples))), files["triggers_grid"])
+    for k in range(len(examples)):
+        files[f"class_{k:02d}"] = out / f"class_{k:02d}.png"
+        plot_triggers(result.verdict, examples, [k], files[f"class_{k:02d}"])
+    return files
+
+
+def read_scan_report(report_dir: str | Path) -> tuple[Verdict, RecoveryResult]:
+    """The verdict and recovered triggers of an earlier scan (loaded without unpickling)."""
+    report = Path(report_dir)
+    verdict_file, triggers_file = report / VERDICT_FILE, report / TRIGGERS_FILE
+    for f in (verdict_file, triggers_file):
+        if not f.is_file():
+            raise BaeraseError(f"{report}: not a scan report (missing {f.name})")
+    try:
+        verdict = Verdict.from_json(json.loads(verdict_file.read_text()))
+        family = family_from_dict(torch.load(triggers_file, map_location="cpu", weights_only=True))
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise BaeraseError(f"{report}: unreadable scan report ({type(exc).__name__}: {exc})") from exc
+    recovery = RecoveryResult(
+        method=verdict.method,
+        norms=[c.norm for c in verdict.classes],
+        reached=[c.reached for c in verdict.classes],
+        train_asr=[c.train_asr for c in verdict.classes],
+        family=family,
+        steps=0,
+        groups=0,
+        seconds=verdict.timings.get("recovery_s", 0.0),
+        device=verdict.device,
+        seed=verdict.seed,
+    )
+    return verdict, recovery
+
+
+def _examples(result: ScanResult) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(mask, pattern, stamped clean image) of one draw per class."""
+    generator = torch.Generator().manual_seed(result.verdict.seed)
+    pool = result.holdout
+    examples = []
+    for k in range(len(result.verdict.classes)):
+        mask, pattern = result.recovery.sample(k, 1, generator)
+        others = torch.nonzero(pool.y != k).flatten()
+        image = pool.x[others[0]] if len(others) else pool.x[0]
+        stamped = (1.0 - mask[0]) * image + mask[0] * pattern[0]
+        examples.append((mask[0], pattern[0], stamped))
+    return examples
+
+
+def _show(ax, image: torch.Tensor, title: str) -> None:
+    img = image.detach().cpu().clamp(0, 1)
+    if img.shape[0] == 1:
+        ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+    else:
+        ax.imshow(img.permute(1, 2, 0).numpy())
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def plot_triggers(verdict: Verdict, examples, labels: list[int], path: Path) -> None:
+    fig, axes = plt.subplots(len(labels), 3, figsize=(6, 2.1 * len(labels)), squeeze=False)
+    for row, k in zip(axes, labels):
+        mask, pattern, stamped = examples[k]
+        finding = verdict.classes[k]
+        flag = "  FLAGGED" if finding.flagged else ""
+        _show(row[0], mask, f"class {k} ({finding.name}) mask{flag}\nL1 {finding.norm:.1f}, index {finding.anomaly_index:.2f}")
+        _show(row[1], mask * pattern, "mask x pattern")
+        _show(row[2], stamped, f"stamped example\nheld-out ASR {100 * finding.holdout_asr:.1f}%")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_norms(verdict: Verdict, path: Path) -> None:
+    """Bar chart of the per-class sizes; flagged bars in red; below the dashed line is flagged."""
+    norms = [c.norm for c in verdict.classes]
+    boundary = verdict.median_norm - verdict.threshold * verdict.config["detection"]["consistency"] * verdict.mad
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(norms)), 3.5))
+    colours = ["#d62728" if c.flagged else "#1f77b4" for c in verdict.classes]
+    ax.bar(range(len(norms)), norms, color=colours)
+    ax.axhline(verdict.median_norm, color="gray", linewidth=1, label=f"median {verdict.median_norm:.1f}")
+    ax.axhline(max(boundary, 0.0), color="#d62728", linestyle="--", linewidth=1, label=f"flag below (index > {verdict.threshold:g})")
+    ax.set_xticks(range(len(norms)))
+    ax.set_xticklabels([str(c.label) for c in verdict.classes], fontsize=7)
+    ax.set_xlabel("class")
+    ax.set_ylabel("smallest trigger size (mask L1)")
+    ax.set_title(verdict.summary(), fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

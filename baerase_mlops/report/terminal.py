@@ -1,0 +1,33 @@
+"""Tables for the terminal: a scan verdict, an erasure's before and after."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from baerase_mlops.core.scan import Verdict
+from baerase_mlops.report.console import percent
+
+
+def verdict_table(verdict: Verdict) -> Table:
+    table = Table(title=f"recovered triggers ({verdict.method}, {verdict.device})", title_justify="left")
+    for name, justify in [("class", "right"), ("name", "left"), ("trigger size (L1)", "right"), ("anomaly index", "right"), ("held-out ASR", "right"), ("", "left")]:
+        table.add_column(name, justify=justify)
+    for c in verdict.classes:
+        style = "bold red" if c.flagged else None
+        note = "FLAGGED" if c.flagged else ("" if c.reached else "no trigger reached the success threshold")
+        table.add_row(str(c.label), c.name, f"{c.norm:.1f}", f"{c.anomaly_index:.2f}", percent(c.holdout_asr), note, style=style)
+    return table
+
+
+def erasure_table(metrics: dict[str, Any]) -> Table:
+    table = Table(title="erasure", title_justify="left")
+    table.add_column("")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    rows = [("clean accuracy", "accuracy"), ("recovered-trigger ASR", "recovered_asr"), ("real ASR (lab trigger)", "real_asr")]
+    for label, key in rows:
+        if f"{key}_before" in metrics:
+            table.add_row(label, percent(metrics[f"{key}_before"]), percent(metrics[f"{key}_after"]))
+    return table

@@ -1,0 +1,81 @@
+"""The anomaly index (Neural Cleanse's MAD test) on hand-made norm vectors."""
+
+from __future__ import annotations
+
+import pytest
+
+from baerase_mlops.config import DetectionConfig
+from baerase_mlops.core.detection import AnomalyDetector, anomaly_indices
+
+PURE_NC = DetectionConfig(min_relative_mad=0.0)
+
+
+def test_index_is_distance_from_median_in_consistency_scaled_mads():
+    # median 10, |deviations| = 9, 1, 0, 1, 2 -> MAD 1
+    indices, median, mad = anomaly_indices([1.0, 9.0, 10.0, 11.0, 12.0])
+    assert median == 10.0 and mad == 1.0
+    assert indices.tolist() == pytest.approx([9 / 1.4826, 1 / 1.4826, 0.0, 1 / 1.4826, 2 / 1.4826])
+
+
+def test_even_count_takes_the_mean_of_the_middle_two():
+    _, median, _ = anomaly_indices([1.0, 2.0, 4.0, 100.0])
+    assert median == 3.0
+
+
+def test_small_outlier_is_flagged_and_named():
+    detection = AnomalyDetector(PURE_NC).detect([60.0, 58.0, 5.0, 62.0, 61.0, 59.0, 57.0, 63.0, 60.0, 58.0])
+    assert detection.flagged == [2]
+    assert detection.anomaly_index > 10
+
+
+def test_large_outlier_is_not_flagged():
+    detection = AnomalyDetector(PURE_NC).detect([60.0, 58.0, 500.0, 62.0, 61.0, 59.0, 57.0, 63.0, 60.0, 58.0])
+    assert detection.flagged == []
+
+
+def test_index_at_the_threshold_is_not_flagged():
+    # median 10, MAD 1: a norm of 10 - 2 * 1.4826 has index exactly 2.0
+    norms = [10 - 2 * 1.4826, 9.0, 10.0, 11.0, 10.0, 9.0, 11.0]
+    detection = AnomalyDetector(DetectionConfig(threshold=2.0, min_relative_mad=0.0)).detect(norms)
+    assert detection.indices[0] == pytest.approx(2.0)
+    assert detection.flagged == []
+
+
+def test_threshold_is_configurable():
+    norms = [7.0, 9.0, 10.0, 11.0, 10.0, 9.0, 11.0]  # index of 7 is 3 / 1.4826 = 2.02
+    assert AnomalyDetector(DetectionConfig(threshold=2.0, min_relative_mad=0.0)).detect(norms).flagged == [0]
+    assert AnomalyDetector(DetectionConfig(threshold=2.5, min_relative_mad=0.0)).detect(norms).flagged == []
+
+
+def test_two_infected_classes_are_both_flagged():
+    detection = AnomalyDetector(PURE_NC).detect([4.0, 60.0, 58.0, 62.0, 6.0, 59.0, 61.0, 60.0])
+    assert detection.flagged == [0, 4]
+
+
+def test_tight_cluster_with_a_naturally_easy_class_is_not_flagged_with_the_mad_floor():
+    # Measured shape of a clean MNIST model: most classes within a few percent, one at 60%.
+    norms = [104.0, 117.0, 96.0, 105.0, 107.0, 104.0, 103.0, 62.0, 105.0, 102.0]
+    assert AnomalyDetector(PURE_NC).detect(norms).flagged == [2, 7]  # a MAD of 1.5 makes 96 an outlier too
+    assert AnomalyDetector(DetectionConfig()).detect(norms).flagged == []
+
+
+def test_mad_floor_keeps_a_real_backdoor_flagged():
+    norms = [104.0, 117.0, 96.0, 105.0, 9.0, 104.0, 103.0, 98.0, 105.0, 102.0]
+    detection = AnomalyDetector(DetectionConfig()).detect(norms)
+    assert detection.flagged == [4]
+    assert detection.mad == pytest.approx(0.2 * 103.5)
+
+
+def test_zero_mad_gives_a_finite_huge_index_to_the_odd_one_out():
+    indices, _, _ = anomaly_indices([5.0, 5.0, 5.0, 1.0, 5.0])
+    assert indices[3] > 1e100 and indices[0] == 0.0
+
+
+def test_fewer_than_three_classes_is_an_error():
+    with pytest.raises(ValueError, match="at least 3"):
+        anomaly_indices([1.0, 2.0])
+
+
+def test_non_finite_norms_are_an_error():
+    with pytest.raises(ValueError, match="finite"):
+        anomaly_indices([1.0, float("nan"), 2.0])

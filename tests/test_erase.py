@@ -1,0 +1,94 @@
+"""Erasing real backdoors with 5% of the training data: real ASR <= 2%, accuracy drop <= 2 points."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from baerase_mlops.cli import main
+from baerase_mlops.config import UnlearningConfig
+from baerase_mlops.core.unlearning import UNLEARNING_METHODS, BaeraseUnlearning
+from baerase_mlops.jobs import run_erase
+from baerase_mlops.lab.spec import load_lab_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("name", ["badnets", "trojan", "blended"])
+def test_baerase_erases_the_backdoor_and_keeps_accuracy(scan_factory, name):
+    mut, data, scan = scan_factory(name)
+    outcome = run_erase(mut, data, scan, device="cpu")
+    m = outcome.metrics
+    assert outcome.changed and m["reached_target"]
+    assert m["real_asr_before"] >= 0.95
+    assert m["real_asr_after"] <= 0.02
+    assert m["accuracy_before"] - m["accuracy_after"] <= 0.02
+    assert m["recovered_asr_after"] <= 0.01
+
+
+def test_original_model_is_not_touched(scan_factory):
+    mut, data, scan = scan_factory("badnets")
+    before = {k: v.clone() for k, v in mut.model.state_dict().items()}
+    run_erase(mut, data, scan, UnlearningConfig(max_steps=20), device="cpu")
+    assert all(torch.equal(before[k], v) for k, v in mut.model.state_dict().items())
+
+
+def test_clean_model_goes_through_unchanged_when_nothing_is_flagged(scan_factory):
+    mut, data, scan = scan_factory("clean")
+    outcome = run_erase(mut, data, scan, device="cpu")
+    assert not outcome.changed and outcome.unlearning is None
+    assert outcome.model is mut.model
+    assert outcome.metrics["accuracy_before"] == outcome.metrics["accuracy_after"]
+
+
+def test_unlearning_is_reproducible_with_a_seed(scan_factory):
+    mut, data, scan = scan_factory("badnets")
+    config = UnlearningConfig(max_steps=20, seed=3)
+    a = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
+    b = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+    assert a.history == b.history
+
+
+@pytest.mark.parametrize("method", sorted(UNLEARNING_METHODS))
+def test_every_method_shares_the_interface_and_the_stopping_rule(scan_factory, method):
+    mut, _, scan = scan_factory("badnets")
+    config = UnlearningConfig(max_steps=30, eval_every=10)
+    result = UNLEARNING_METHODS[method](config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
+    assert result.method == method and result.history[0].step == 0
+    assert result.after in result.history
+    assert result.after.clean_accuracy >= result.before.clean_accuracy - config.max_accuracy_drop
+
+
+def test_checkpoint_losing_too_much_accuracy_is_never_kept(scan_factory):
+    mut, _, scan = scan_factory("badnets")
+    reckless = UnlearningConfig(lr=0.5, alpha=0.0, distill=0.0, l1_pull=0.0, flood=50.0, grad_clip=1e9, max_steps=30, max_accuracy_drop=0.0)
+    result = BaeraseUnlearning(reckless, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
+    assert result.after.clean_accuracy >= result.before.clean_accuracy
+
+
+def test_cli_erase_reuses_the_scan_report_and_writes_a_working_model(lab_model_factory, tmp_path):
+    lab = lab_model_factory("trojan")
+    runner = CliRunner()
+    scan = runner.invoke(main, ["scan", "--model", str(lab.model_path), "--out", str(tmp_path / "scan"), "--quiet"])
+    assert scan.exit_code == 1, scan.output
+    result = runner.invoke(main, ["erase", "--model", str(lab.model_path), "--report", str(tmp_path / "scan"), "--out", str(tmp_path / "cleaned.pt"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "recovered-trigger ASR" in result.output and "real ASR" in result.output
+    model, spec = load_lab_model(tmp_path / "cleaned.pt")
+    assert spec.metrics["real_asr_after"] <= 0.02
+    erasure = json.loads((tmp_path / "cleaned_report" / "erasure.json").read_text())
+    assert erasure["changed"] and erasure["targets"] == [3] and erasure["history"][0]["step"] == 0
+
+
+def test_cli_erase_refuses_a_report_made_with_other_data(lab_model_factory, tmp_path):
+    lab = lab_model_factory("trojan")
+    runner = CliRunner()
+    runner.invoke(main, ["scan", "--model", str(lab.model_path), "--out", str(tmp_path / "scan"), "--quiet", "--steps", "10"])
+    result = runner.invoke(main, ["erase", "--model", str(lab.model_path), "--report", str(tmp_path / "scan"), "--clean-fraction", "0.1", "--out", str(tmp_path / "c.pt")])
+    assert result.exit_code == 4 and "scan again" in result.output
+    assert not (tmp_path / "c.pt").exists()

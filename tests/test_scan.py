@@ -1,0 +1,172 @@
+"""Trigger recovery and detection on real backdoored lab models, with 5% of the training
+data as the clean set and no knowledge of the attack."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from baerase_mlops.cli import main
+from baerase_mlops.config import RecoveryConfig, ScanConfig
+from baerase_mlops.core.contract import InputContract
+from baerase_mlops.core.recovery import BaeraseRecovery, NeuralCleanseRecovery
+from baerase_mlops.core.scan import Scanner
+from baerase_mlops.data import from_arrays
+from baerase_mlops.errors import DataError, ModelError
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["badnets", "badnets_random", "trojan", "blended"])
+def test_backdoor_is_flagged_with_the_right_target(scan_factory, lab_model_factory, name):
+    _, data, result = scan_factory(name)
+    assert len(data.clean) == 200  # 5% of the 4,000 training images
+    assert result.verdict.backdoor
+    assert result.verdict.flagged_classes == [lab_model_factory(name).target]
+
+
+@pytest.mark.slow
+def test_clean_model_is_not_flagged(scan_factory):
+    _, _, result = scan_factory("clean")
+    assert not result.verdict.backdoor
+    assert result.verdict.anomaly_index <= result.verdict.threshold
+    assert "no backdoor found" in result.verdict.summary() and "miss is possible" in result.verdict.summary()
+
+
+@pytest.mark.slow
+def test_recovered_trigger_of_the_target_works_on_held_out_images(scan_factory, lab_model_factory):
+    _, _, result = scan_factory("badnets")
+    target = lab_model_factory("badnets").target
+    assert result.verdict.classes[target].holdout_asr >= 0.9
+    assert result.verdict.classes[target].norm < 0.25 * result.verdict.median_norm
+
+
+@pytest.mark.slow
+def test_verdict_records_contract_timings_device_and_seed(scan_factory):
+    _, _, result = scan_factory("trojan")
+    data = result.verdict.to_json()
+    assert data["contract"]["input_shape"] == [1, 28, 28] and data["contract"]["value_range"] == [0.0, 1.0]
+    assert data["contract"]["normalization"]["applied_by"] == "model"
+    assert data["device"] == "cpu" and data["seed"] == 0
+    assert data["timings"]["recovery_s"] > 0
+    assert len(data["classes"]) == 10
+    json.dumps(data)  # serialisable as it stands
+
+
+def _tiny(n_per_class: int = 6, classes: int = 3):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(n_per_class * classes, 1, 8, 8, generator=gen)
+    y = torch.arange(classes).repeat_interleave(n_per_class)
+    return from_arrays(x.numpy(), y.numpy(), source="tiny")
+
+
+def _tiny_model(classes: int = 3) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, classes))
+
+
+FAST = ScanConfig(recovery=RecoveryConfig(steps=20, round_steps=10))
+
+
+def test_recovery_is_reproducible_with_a_seed():
+    data = _tiny()
+    contract = InputContract((1, 8, 8), data.classes)
+    a = Scanner(FAST, device="cpu").scan(_tiny_model(), data, contract).verdict
+    b = Scanner(FAST, device="cpu").scan(_tiny_model(), data, contract).verdict
+    assert [c.norm for c in a.classes] == [c.norm for c in b.classes]
+
+
+def test_batched_and_one_class_at_a_time_recover_every_class():
+    data = _tiny()
+    for method in (BaeraseRecovery, NeuralCleanseRecovery):
+        for chunk in (0, 1):
+            config = replace(FAST.recovery, class_chunk=chunk)
+            result = method(config, device="cpu").recover(_tiny_model(), data.x, data.y, 3)
+            assert len(result.norms) == 3 and result.groups == (1 if chunk == 0 else 3)
+            mask, pattern = result.sample(1, 5)
+            assert mask.shape == (5, 1, 8, 8) and pattern.shape == (5, 1, 8, 8)
+            assert 0 <= float(mask.min()) and float(mask.max()) <= 1
+
+
+def test_data_shape_not_matching_the_model_names_both_shapes():
+    data = _tiny()
+    with pytest.raises(DataError, match="1x8x8.*takes 1x28x28"):
+        Scanner(FAST, device="cpu").scan(_tiny_model(), data, InputContract((1, 28, 28), data.classes))
+
+
+def test_fewer_samples_than_two_per_class_is_refused():
+    data = _tiny(n_per_class=1)
+    with pytest.raises(DataError, match="at least two per class"):
+        Scanner(FAST, device="cpu").scan(_tiny_model(), data, InputContract((1, 8, 8), data.classes))
+
+
+def test_a_model_that_is_not_a_classifier_is_refused():
+    data = _tiny()
+    with pytest.raises(ModelError, match="not a classifier"):
+        Scanner(FAST, device="cpu").scan(nn.Identity(), data, InputContract((1, 8, 8), data.classes))
+
+
+def test_a_model_with_the_wrong_number_of_classes_is_refused():
+    data = _tiny()
+    with pytest.raises(ModelError, match="scores 5 classes but the clean data have 3"):
+        Scanner(FAST, device="cpu").scan(_tiny_model(5), data, InputContract((1, 8, 8), data.classes))
+
+
+def test_a_model_that_cannot_take_the_images_is_refused():
+    data = _tiny()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(100, 3))
+    with pytest.raises(ModelError, match="cannot take images of shape 1x8x8"):
+        Scanner(FAST, device="cpu").scan(model, data, InputContract((1, 8, 8), data.classes))
+
+
+def test_a_model_returning_nan_is_refused():
+    data = _tiny()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    with torch.no_grad():
+        model[1].bias.fill_(float("nan"))
+    with pytest.raises(ModelError, match="NaN"):
+        Scanner(FAST, device="cpu").scan(model, data, InputContract((1, 8, 8), data.classes))
+
+
+@pytest.mark.slow
+def test_cli_scan_writes_the_report_and_exits_1_on_a_backdoor(lab_model_factory, tmp_path):
+    lab = lab_model_factory("badnets")
+    result = CliRunner().invoke(main, ["scan", "--model", str(lab.model_path), "--out", str(tmp_path / "r"), "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "FLAGGED" in result.output and "backdoor found: class 0" in result.output
+    verdict = json.loads((tmp_path / "r" / "verdict.json").read_text())
+    assert verdict["status"] == "backdoor" and verdict["flagged_classes"] == [0]
+    for name in ("norms.png", "triggers.png", "class_00.png", "triggers.pt"):
+        assert (tmp_path / "r" / name).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_cli_scan_exits_0_when_no_backdoor_is_found(lab_model_factory, tmp_path):
+    lab = lab_model_factory("clean")
+    result = CliRunner().invoke(main, ["scan", "--model", str(lab.model_path), "--out", str(tmp_path / "r"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "no backdoor found" in result.output
+
+
+def test_cli_scan_with_data_that_do_not_fit_exits_2(lab_model_factory, tmp_path):
+    import numpy as np
+
+    np.savez(tmp_path / "rgb.npz", x=np.zeros((40, 32, 32, 3), np.uint8), y=np.arange(40) % 10)
+    spec = {"architecture": "small_cnn", "input_shape": [1, 28, 28], "classes": [str(i) for i in range(10)], "mean": [0.1], "std": [0.3]}
+    from baerase_mlops.lab.models import build_classifier
+
+    torch.save(build_classifier("small_cnn", (1, 28, 28), 10, [0.1], [0.3]).state_dict(), tmp_path / "m.pt")
+    (tmp_path / "m.json").write_text(json.dumps(spec))
+    result = CliRunner().invoke(main, ["scan", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path / "rgb.npz"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "3x32x32" in result.output and "1x28x28" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_scan_missing_model_exits_2(tmp_path):
+    result = CliRunner().invoke(main, ["scan", "--model", str(tmp_path / "nope.pt")])
+    assert result.exit_code == 2 and "not found" in result.output
