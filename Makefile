@@ -26,7 +26,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: install
-	$(BIN)/baerase lab train --dataset builtin:mnist --attack badnets --target 0 --out demo/model.pt
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/baerase demo
 
 test: install-test
 	$(BIN)/pytest

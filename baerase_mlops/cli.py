@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -195,6 +196,32 @@ def erase_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, method
     if outcome.changed and not outcome.metrics.get("reached_target"):
         stdout.print("[bold red]the recovered-trigger ASR did not reach its target within the accuracy bound[/bold red]")
         return ExitCode.BACKDOOR
+    return ExitCode.PASSED
+
+
+@main.command("demo")
+@click.option("--tracking-uri", default=None, help="[default: sqlite:///mlflow.db in the project folder]")
+def demo_cmd(tracking_uri) -> int:
+    """The embedded default: register a backdoored demo model as models:/clf/1, run the
+    MLflow project on it, and print the verdict and the cleaned version's tags."""
+    import mlflow
+
+    from baerase_mlops.registry.demo import DEMO_MODEL, ensure_demo_model, project_root, run_project
+    from baerase_mlops.registry.tags import read_verdict
+    from baerase_mlops.report.console import key_value_table, stdout
+
+    uri = tracking_uri or f"sqlite:///{project_root() / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    os.chdir(project_root())  # the SQLite store keeps its artifacts in ./mlruns
+    with _progress(False) as progress:
+        model_uri = ensure_demo_model(progress)
+    code = run_project(model_uri, uri)
+    if code != 0:
+        raise BaeraseError(f"the MLflow project failed (exit code {code})")
+    client = mlflow.MlflowClient()
+    for mv in sorted(client.search_model_versions(f"name = '{DEMO_MODEL}'"), key=lambda v: int(v.version)):
+        recorded = read_verdict(mv.tags)
+        stdout.print(key_value_table(f"models:/{DEMO_MODEL}/{mv.version}: {recorded.verdict or 'not scanned'}", sorted(recorded.tags.items())))
     return ExitCode.PASSED
 
 

@@ -5,7 +5,7 @@ and clean data, runs the core, and returns typed results the caller reports or l
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +73,24 @@ def with_normalization(model: nn.Module, mean: list[float] | None, std: list[flo
     return nn.Sequential(Normalize(mean, std), model)
 
 
+def apply_user_normalization(mut: ModelUnderTest, mean: list[float] | None, std: list[float] | None) -> ModelUnderTest:
+    """The model wrapped with the user's mean/std, and the contract saying so (unchanged without them)."""
+    if mean is None and std is None:
+        return mut
+    normalization = {"mean": list(mean or []), "std": list(std or []), "applied_by": "baerase"}
+    return replace(mut, model=with_normalization(mut.model, mean, std), contract=replace(mut.contract, normalization=normalization))
+
+
+def lab_contract(spec: ModelSpec, source: str) -> InputContract:
+    """A lab model's contract: its normalisation lives inside the model."""
+    return InputContract(spec.input_shape, spec.classes, {"mean": list(spec.mean), "std": list(spec.std), "applied_by": "model"}, source=source)
+
+
 def load_local_model(model_path: str | Path, spec_path: str | Path | None = None, mean=None, std=None) -> ModelUnderTest:
     """A lab-format model: a state_dict (``model.pt``) and its JSON spec (``model.json``)."""
     model, spec = load_lab_model(model_path, spec_path)
-    normalization: dict[str, Any] = {"mean": list(spec.mean), "std": list(spec.std), "applied_by": "model"}
-    if mean is not None or std is not None:
-        model = with_normalization(model, mean, std)
-        normalization = {"mean": list(mean), "std": list(std), "applied_by": "baerase"}
-    contract = InputContract(spec.input_shape, spec.classes, normalization, source=f"lab spec {spec_path or spec_path_for(model_path)}")
-    return ModelUnderTest(model, contract, str(model_path), "state_dict+spec", spec)
+    contract = lab_contract(spec, f"lab spec {spec_path or spec_path_for(model_path)}")
+    return apply_user_normalization(ModelUnderTest(model, contract, str(model_path), "state_dict+spec", spec), mean, std)
 
 
 def prepare_clean_data(data_uri: str | None, mut: ModelUnderTest, clean_fraction: float | None = None, seed: int = 0) -> CleanData:

@@ -73,3 +73,29 @@ def scan_factory(lab_model_factory, mnist):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server with a model registry, on loopback, for the session.
+
+    Webhook delivery to loopback receivers is allowed (MLflow refuses private addresses by default)."""
+    from tests.mlflow_server import start_mlflow_server, stop_mlflow_server
+
+    server = start_mlflow_server(
+        tmp_path_factory.mktemp("mlflow_server"),
+        extra_env={"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true"},
+    )
+    yield server
+    stop_mlflow_server(server)
+
+
+@pytest.fixture()
+def registry(mlflow_server, monkeypatch):
+    """This process's MLflow client pointed at the test server."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    yield mlflow.MlflowClient(mlflow_server.uri)
+    mlflow.set_tracking_uri(None)
