@@ -40,6 +40,7 @@ def _floats(value: str, name: str) -> tuple[float, ...] | None:
 @click.option("--target-asr", type=float, default=0.01)
 @click.option("--max-accuracy-drop", type=float, default=0.02)
 @click.option("--method", type=click.Choice(["baerase", "neural_cleanse"]), default="baerase")
+@click.option("--recovery-steps", type=float, default=400)
 @click.option("--unlearning", type=click.Choice(["baerase", "nc_unlearning", "fine_tuning"]), default="baerase")
 @click.option("--device", default="auto")
 @click.option("--seed", type=float, default=0)
@@ -50,7 +51,7 @@ def _floats(value: str, name: str) -> tuple[float, ...] | None:
 @click.option("--mean", default="")
 @click.option("--std", default="")
 @click.option("--registered-model-name", default="")
-def main(mode, model_uri, data_uri, threshold, clean_fraction, target_asr, max_accuracy_drop, method, unlearning, device, seed, register, force, fail_on_backdoor, trust_pickle, mean, std, registered_model_name) -> None:
+def main(mode, model_uri, data_uri, threshold, clean_fraction, target_asr, max_accuracy_drop, method, recovery_steps, unlearning, device, seed, register, force, fail_on_backdoor, trust_pickle, mean, std, registered_model_name) -> None:
     from baerase_mlops.registry.job import JobSettings, run_job
     from baerase_mlops.registry.report import print_outcome
     from baerase_mlops.report.console import progress_bars
@@ -58,7 +59,7 @@ def main(mode, model_uri, data_uri, threshold, clean_fraction, target_asr, max_a
     try:
         settings = JobSettings(
             model_uri=model_uri, data_uri=_optional(data_uri), threshold=threshold, clean_fraction=clean_fraction or None,
-            target_asr=target_asr, max_accuracy_drop=max_accuracy_drop, method=method, unlearning=unlearning, device=device,
+            target_asr=target_asr, max_accuracy_drop=max_accuracy_drop, method=method, recovery_steps=int(recovery_steps), unlearning=unlearning, device=device,
             seed=int(seed), register=register, force=force, trust_pickle=trust_pickle, mean=_floats(mean, "mean"), std=_floats(std, "std"),
             registered_model_name=_optional(registered_model_name),
         )  # fmt: skip

@@ -36,6 +36,7 @@ class JobSettings:
     target_asr: float = 0.01
     max_accuracy_drop: float = 0.02
     method: str = "baerase"
+    recovery_steps: int = 400  # fewer for a quick scan (detection was measured at 400)
     unlearning: str = "baerase"
     device: str = "auto"
     seed: int = 0
@@ -48,7 +49,8 @@ class JobSettings:
 
     def scan_config(self) -> ScanConfig:
         base = ScanConfig(method=self.method)
-        return replace(base, recovery=replace(base.recovery, seed=self.seed), detection=replace(base.detection, threshold=self.threshold))
+        recovery = replace(base.recovery, seed=self.seed, steps=self.recovery_steps)
+        return replace(base, recovery=recovery, detection=replace(base.detection, threshold=self.threshold))
 
     def unlearning_config(self) -> UnlearningConfig:
         return UnlearningConfig(target_asr=self.target_asr, max_accuracy_drop=self.max_accuracy_drop, seed=self.seed)
