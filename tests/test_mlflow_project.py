@@ -101,15 +101,12 @@ def test_clean_model_gets_verdict_clean_and_no_new_version(registry, mlflow_serv
     assert "baerase.cleaned_version" not in versions["1"]
 
 
-def test_scan_entry_point_tags_an_alias_target_and_fail_on_backdoor_exits_non_zero(registry, mlflow_server, lab_model_factory):
-    lab = lab_model_factory("trojan")
-    name = _name("trojan")
-    register_lab_model(lab.model, lab.spec, name)
+def test_alias_resolves_and_fail_on_backdoor_exits_non_zero(registry, mlflow_server, cleaned_badnets):
+    name, _, _ = cleaned_badnets
     registry.set_registered_model_alias(name, "candidate", "1")
     result = mlflow_run(mlflow_server, {"model_uri": f"models:/{name}@candidate", "fail_on_backdoor": "true"}, entry="scan")
     assert result.returncode != 0
-    versions = _versions(registry, name)
-    assert list(versions) == ["1"] and versions["1"]["baerase.verdict"] == "backdoor"
+    assert f"models:/{name}/1" in result.stdout and "verdict backdoor" in result.stdout
 
 
 def test_pickled_model_is_refused_without_the_trust_flag(registry, mlflow_server, lab_model_factory):
@@ -126,11 +123,27 @@ def test_pickled_model_with_the_trust_flag_is_modelscanned_and_scanned(registry,
     lab = lab_model_factory("clean")
     name = _name("trusted")
     register_lab_model(lab.model, lab.spec, name, fmt="pickle")
-    refused = mlflow_run(mlflow_server, {"model_uri": f"models:/{name}/1", "trust_pickle": "true"}, entry="scan", MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false")
+    params = {"model_uri": f"models:/{name}/1", "trust_pickle": "true", "recovery_steps": "60"}  # plumbing: a quick scan
+    refused = mlflow_run(mlflow_server, params, entry="scan", MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false")
     assert refused.returncode != 0 and "MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false" in refused.stderr
-    result = mlflow_run(mlflow_server, {"model_uri": f"models:/{name}/1", "trust_pickle": "true"}, entry="scan")
+    assert _baerase_tags(_versions(registry, name)["1"]) == {}
+    result = mlflow_run(mlflow_server, params, entry="scan")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _versions(registry, name)["1"]["baerase.verdict"] == "clean"
+    tags = _versions(registry, name)["1"]
+    assert tags["baerase.verdict"] in ("clean", "backdoor")
+    assert registry.get_run(tags["baerase.run_id"]).data.params["job.model_format"] == "pickle"
+
+
+@pytest.fixture(scope="module")
+def registered_clean(mlflow_server, lab_model_factory):
+    """One registered clean model for the bad-input tests (each must leave it untouched)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    lab = lab_model_factory("clean")
+    name = _name("bad")
+    register_lab_model(lab.model, lab.spec, name)
+    return name
 
 
 @pytest.mark.parametrize(
@@ -142,20 +155,16 @@ def test_pickled_model_with_the_trust_flag_is_modelscanned_and_scanned(registry,
         ("models:/{name}/Production", "stages"),
     ],
 )
-def test_bad_model_uri_exits_non_zero_and_writes_nothing(registry, mlflow_server, lab_model_factory, uri, message):
-    lab = lab_model_factory("clean")
-    name = _name("bad")
-    register_lab_model(lab.model, lab.spec, name)
+def test_bad_model_uri_exits_non_zero_and_writes_nothing(registry, mlflow_server, registered_clean, uri, message):
+    name = registered_clean
     result = mlflow_run(mlflow_server, {"model_uri": uri.format(name=name)})
     assert result.returncode != 0
     assert message in result.stderr
     assert {v: _baerase_tags(t) for v, t in _versions(registry, name).items()} == {"1": {}}
 
 
-def test_data_that_do_not_fit_the_model_exit_non_zero_and_write_nothing(registry, mlflow_server, lab_model_factory):
-    lab = lab_model_factory("clean")
-    name = _name("misfit")
-    register_lab_model(lab.model, lab.spec, name)
+def test_data_that_do_not_fit_the_model_exit_non_zero_and_write_nothing(registry, mlflow_server, registered_clean):
+    name = registered_clean
     result = mlflow_run(mlflow_server, {"model_uri": f"models:/{name}/1", "data_uri": "builtin:digits"})
     assert result.returncode != 0
     assert "1x8x8" in result.stderr and "1x28x28" in result.stderr
