@@ -73,3 +73,27 @@ def scan_factory(lab_model_factory, mnist):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3-compatible server on a loopback port, for the whole session."""
+    from s3_server import running_s3_server
+
+    with running_s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch, tmp_path):
+    """The S3 server, with this process's AWS environment pointing at it (and at nothing
+    of the machine's own: no ~/.aws files, no instance metadata); emptied afterwards."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    yield s3_server
+    s3_server.reset()
