@@ -75,6 +75,15 @@ def scan_factory(lab_model_factory, mnist):
     return get
 
 
+@pytest.fixture
+def untrained_lab_model(tmp_path) -> Path:
+    """An untrained MNIST-shaped lab model (its state_dict path) whose spec records
+    builtin:mnist and the lab's split: for wiring tests that need no real model."""
+    spec = ModelSpec("small_cnn", (1, 28, 28), tuple(str(i) for i in range(10)), (0.1307,), (0.3081,), dataset="builtin:mnist", test_fraction=0.2, seed=0)
+    model_path, _ = save_lab_model(spec.build(), spec, tmp_path / "untrained" / "model.pt")
+    return model_path
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """moto's S3-compatible server on a loopback port, for the whole session."""

@@ -127,3 +127,28 @@ def test_malformed_endpoint_url_is_named(s3, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "minio:9000")
     with pytest.raises(DataError, match="AWS_ENDPOINT_URL='minio:9000' is not a valid endpoint URL"):
         load_images("s3://clean-data/set.npz")
+
+
+def test_a_clean_set_on_s3_is_validated_before_the_scan(bucket, mnist, untrained_lab_model):
+    from baerase_mlops.data import clean_subset
+    from baerase_mlops.jobs import load_local_model, prepare_clean_data
+
+    clean = clean_subset(mnist, 0.04, seed=0)
+    bucket.put_object(Bucket="clean-data", Key="clean200.npz", Body=_npz_bytes(x=_uint8_nhwc(clean.x), y=clean.y.numpy()))
+    data = prepare_clean_data("s3://clean-data/clean200.npz", load_local_model(untrained_lab_model))
+    assert data.validation is not None and data.validation.success
+    assert data.validation_record()["source"] == "s3://clean-data/clean200.npz"
+
+
+def test_cli_scan_refuses_an_s3_clean_set_that_fails_validation(bucket, mnist, untrained_lab_model, tmp_path):
+    from click.testing import CliRunner
+
+    from baerase_mlops.cli import main
+
+    body = _npz_bytes(x=mnist.x[:200].numpy() * 255, y=mnist.y[:200].numpy())  # 0-255 floats
+    bucket.put_object(Bucket="clean-data", Key="floats255.npz", Body=body)
+    args = ["scan", "--model", str(untrained_lab_model), "--data", "s3://clean-data/floats255.npz", "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "expect_column_values_to_be_between(column='max', max_value=1)" in result.output
+    assert "divide them by 255" in result.output

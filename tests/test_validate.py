@@ -10,13 +10,15 @@ import logging
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
+from baerase_mlops.cli import main
 from baerase_mlops.config import ValidationConfig
 from baerase_mlops.core.contract import InputContract
-from baerase_mlops.data import ImageSet, clean_subset, from_arrays
+from baerase_mlops.data import ImageSet, clean_subset, from_arrays, load_images
 from baerase_mlops.data.sources import read_images
 from baerase_mlops.data.validate import DataValidationError, validate_clean_set
-from baerase_mlops.errors import ExitCode
+from baerase_mlops.errors import DataError, ExitCode
 
 CLASSES = tuple(str(i) for i in range(10))
 MNIST_CONTRACT = InputContract((1, 28, 28), CLASSES)
@@ -171,3 +173,81 @@ def test_great_expectations_prints_and_logs_nothing(clean200, capfd, caplog):
     out, err = capfd.readouterr()
     assert out == "" and err == ""  # no progress bars
     assert not [r for r in caplog.records if r.name.startswith("great_expectations")]
+
+
+# --- wired into the jobs and the CLI -------------------------------------------------------
+
+
+@pytest.fixture
+def lopsided_npz(tmp_path, clean200):
+    """MNIST digits with 130 of 200 labelled 0: fails only max_class_share."""
+    x, y = _arrays(clean200)
+    y[:130] = 0
+    np.savez(tmp_path / "lopsided.npz", x=x, y=y)
+    return str(tmp_path / "lopsided.npz")
+
+
+def test_a_lab_model_clean_set_is_validated_against_the_model_contract(untrained_lab_model):
+    from baerase_mlops.jobs import load_local_model, prepare_clean_data
+
+    data = prepare_clean_data(None, load_local_model(untrained_lab_model))
+    assert data.validation is not None and data.validation.success
+    assert (data.validation.loaded_images, data.validation.clean_images) == (5000, 200)
+    assert data.validation_record()["status"] == "passed"
+    assert "validation: 11/11 data expectations passed" in data.description
+
+
+def test_skip_validation_lets_a_set_through_and_is_recorded(untrained_lab_model, lopsided_npz):
+    from baerase_mlops.jobs import load_local_model, prepare_clean_data
+
+    mut = load_local_model(untrained_lab_model)
+    with pytest.raises(DataValidationError, match="max_value=0.5"):
+        prepare_clean_data(lopsided_npz, mut)
+    data = prepare_clean_data(lopsided_npz, mut, skip_validation=True)
+    assert data.validation is None and data.validation_record() == {"status": "skipped"}
+    assert data.description.endswith("validation skipped")
+
+
+def test_skip_validation_still_refuses_pixels_outside_the_contract(untrained_lab_model, tmp_path, clean200):
+    from baerase_mlops.jobs import load_local_model, prepare_clean_data
+
+    x, y = _arrays(clean200)
+    np.savez(tmp_path / "floats255.npz", x=x * 255, y=y)
+    with pytest.raises(DataError, match="divide by 255"):
+        prepare_clean_data(str(tmp_path / "floats255.npz"), load_local_model(untrained_lab_model), skip_validation=True)
+
+
+def test_cli_scan_refuses_a_bad_clean_set_with_exit_2_naming_the_expectation(untrained_lab_model, lopsided_npz, tmp_path):
+    result = CliRunner().invoke(main, ["scan", "--model", str(untrained_lab_model), "--data", lopsided_npz, "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert "failed 1 of 11 data expectations" in result.output
+    assert "expect_column_values_to_be_between(column='share', max_value=0.5)" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("flag", "status"), [([], "passed"), (["--skip-validation"], "skipped")])
+def test_cli_scan_records_the_validation_in_the_report(untrained_lab_model, tmp_path, flag, status):
+    args = ["scan", "--model", str(untrained_lab_model), "--out", str(tmp_path / "r"), "--method", "neural_cleanse", "--steps", "10", "--quiet"]
+    result = CliRunner().invoke(main, args + flag)
+    assert result.exit_code in (0, 1), result.output
+    validation = json.loads((tmp_path / "r" / "verdict.json").read_text())["clean_images"]["validation"]
+    assert validation["status"] == status
+    if status == "passed":
+        assert validation["clean_images"] == 200 and len(validation["outcomes"]) == 11
+
+
+@pytest.mark.slow
+def test_cli_erase_accepts_skip_validation_and_records_it(untrained_lab_model, tmp_path):
+    args = ["erase", "--model", str(untrained_lab_model), "--out", str(tmp_path / "clean.pt"), "--method", "neural_cleanse", "--steps", "10", "--quiet", "--skip-validation"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code in (0, 1), result.output
+    verdict = json.loads((tmp_path / "clean_report" / "verdict.json").read_text())
+    assert verdict["clean_images"]["validation"] == {"status": "skipped"}
+
+
+def test_load_images_keeps_refusing_bad_values_for_every_other_caller(tmp_path, clean200):
+    x, y = _arrays(clean200)
+    np.savez(tmp_path / "floats255.npz", x=x * 255, y=y)
+    with pytest.raises(DataError, match="divide by 255"):
+        load_images(str(tmp_path / "floats255.npz"))
