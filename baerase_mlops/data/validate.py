@@ -27,7 +27,7 @@ import logging
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -78,8 +78,9 @@ class ExpectationOutcome:
 class ValidationResult:
     """The validation of a clean set: what was checked, on what, and each outcome.
 
-    ``samples`` is the per-image summary of the loaded images (not part of the JSON;
-    log it as a table where a person may want to look up an index).
+    ``samples`` is the per-image summary of the loaded images (not part of the JSON; log
+    it as a table, e.g. ``mlflow.log_table(result.samples, "validation_samples.json")``,
+    where a person may want to look up an index).
     """
 
     source: str
@@ -113,7 +114,8 @@ class ValidationResult:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON: status, what was validated, the limits, and every outcome."""
-        data = {k: v for k, v in asdict(self).items() if k != "samples"}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "samples"}
+        data.update(config=asdict(self.config), outcomes=[asdict(o) for o in self.outcomes])
         data["status"] = "passed" if self.success else "failed"
         data["summary"] = self.summary()
         return json_safe(data)
