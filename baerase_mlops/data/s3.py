@@ -124,8 +124,9 @@ def explain_s3_error(exc: Exception, uri: str) -> DataError:
             f"{uri}: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
         )
     if isinstance(exc, BotoConnectionError):
-        name, url = s3_endpoint() or ("endpoint", "AWS S3")
-        return DataError(f"{uri}: cannot reach the S3 endpoint {url} ({name}): {exc}")
+        endpoint = s3_endpoint()
+        where = f"the S3 endpoint {endpoint[1]} ({endpoint[0]})" if endpoint else "AWS S3 (no AWS_ENDPOINT_URL set)"
+        return DataError(f"{uri}: cannot reach {where}: {exc}")
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code == "NoSuchBucket":
