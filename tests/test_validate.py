@@ -109,6 +109,14 @@ def test_images_of_another_size_fail_the_shape_expectations():
     assert "the model takes 1x28x28 (C x H x W) images; these are 1x8x8" in message
 
 
+def test_colour_images_for_a_grayscale_model_fail_the_channels_expectation(clean200):
+    x, y = _arrays(clean200)
+    failed, message = _failures(_as_loaded(np.repeat(x, 3, axis=1), y))
+    assert failed == ["channels"]
+    assert "expect_column_values_to_be_in_set(column='channels', value_set=[1])" in message
+    assert "these are 3x28x28" in message
+
+
 def test_a_missing_class_fails_all_classes(clean200):
     keep = clean200.y != 3
     failed, message = _failures(_as_loaded(clean200.x[keep], clean200.y[keep]))
