@@ -113,6 +113,7 @@ def scan_options(f):
     for decorator in reversed([
         click.option("--data", "data_uri", default=None, help="Clean data URI [default: the dataset the spec records]."),
         click.option("--clean-fraction", type=float, default=None, help="Share of the data used as the clean set [default: 5% of a lab model's training split, else all]."),
+        click.option("--skip-validation", is_flag=True, help="Do not validate the clean data with Great Expectations (recorded in the report); the basic data checks still apply."),
         click.option("--method", type=click.Choice(["baerase", "neural_cleanse"]), default="baerase", show_default=True, help="Trigger recovery method."),
         click.option("--threshold", type=float, default=None, help="Anomaly-index threshold [default: 2.0]."),
         click.option("--steps", type=int, default=None, help="Recovery optimiser steps [default: 400]."),
@@ -135,25 +136,25 @@ def _scan_config(method: str, threshold: float | None, steps: int | None, seed: 
     return replace(config, recovery=recovery, detection=detection)
 
 
-def _load(model_path, spec_path, mean, std, data_uri, clean_fraction, seed):
+def _load(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, seed):
     from baerase_mlops.jobs import load_local_model, prepare_clean_data
 
     mut = load_local_model(model_path, spec_path, _floats(mean, "--mean"), _floats(std, "--std"))
-    return mut, prepare_clean_data(data_uri, mut, clean_fraction, seed)
+    return mut, prepare_clean_data(data_uri, mut, clean_fraction, seed, skip_validation=skip_validation)
 
 
 @main.command("scan")
 @model_options
 @scan_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("baerase-report"), show_default=True, help="Report folder.")
-def scan_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, method, threshold, steps, seed, device, quiet, out_dir) -> int:
+def scan_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, method, threshold, steps, seed, device, quiet, out_dir) -> int:
     """Recover every class's trigger and test for a backdoor. Exit 0: none found, 1: backdoor, 2: error."""
     from baerase_mlops.jobs import run_scan
     from baerase_mlops.report.console import stdout
     from baerase_mlops.report.scan_report import write_scan_report
     from baerase_mlops.report.terminal import verdict_table
 
-    mut, data = _load(model_path, spec_path, mean, std, data_uri, clean_fraction, seed)
+    mut, data = _load(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, seed)
     with _progress(quiet) as progress:
         result = run_scan(mut, data, _scan_config(method, threshold, steps, seed), device, progress)
     files = write_scan_report(result, out_dir)
@@ -172,7 +173,7 @@ def scan_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, method,
 @click.option("--unlearning", type=click.Choice(["baerase", "nc_unlearning", "fine_tuning"]), default="baerase", show_default=True, help="Unlearning method.")
 @click.option("--target-asr", type=float, default=None, help="Stop once the recovered-trigger ASR is at or under this [default: 0.01].")
 @click.option("--max-accuracy-drop", type=float, default=None, help="Largest clean-accuracy loss a kept checkpoint may have [default: 0.02].")
-def erase_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, method, threshold, steps, seed, device, quiet, out_path, report_dir, unlearning, target_asr, max_accuracy_drop) -> int:
+def erase_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, method, threshold, steps, seed, device, quiet, out_path, report_dir, unlearning, target_asr, max_accuracy_drop) -> int:
     """Scan (unless --report), unlearn the flagged triggers, write the cleaned model.
 
     Exit 0: erased within bounds, or nothing flagged (the model is written unchanged);
@@ -181,7 +182,7 @@ def erase_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, method
     from baerase_mlops.report.console import stdout
     from baerase_mlops.report.terminal import erasure_table, verdict_table
 
-    mut, data = _load(model_path, spec_path, mean, std, data_uri, clean_fraction, seed)
+    mut, data = _load(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, seed)
     with _progress(quiet) as progress:
         outcome, scan, files = erase_job(
             mut, data, _scan_config(method, threshold, steps, seed), out_path, report_dir,

@@ -114,3 +114,23 @@ class UnlearningConfig:
     shift: int = 2  # random translation of clean images by up to this many pixels
     stamp_share: float = 0.2  # NC unlearning: share of clean images stamped (true labels kept)
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Limits of the clean-set validation (Great Expectations, ``data/validate.py``).
+
+    The per-image checks (labels in [0, classes), pixels within the model's input range,
+    no NaN/inf, the model's C x H x W) follow from the model's input contract; these are
+    the limits on the set as a whole.
+    """
+
+    # A scan splits every class into a part for recovery and a held-out part, so it needs
+    # two images of each; a 200-image MNIST clean set (5% of the lab's training split) has 20.
+    min_per_class: int = 2
+    # One class holding more than half of the clean set starves the other classes'
+    # trigger recovery, and is what a mislabelled or poisoned set often looks like.
+    max_class_share: float = 0.5
+    # Exact copies add nothing to recovery and inflate the per-class counts; real sets
+    # have few (builtin:mnist and builtin:digits have none).
+    max_duplicate_share: float = 0.05

@@ -12,13 +12,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from baerase_mlops.config import ScanConfig, UnlearningConfig
+from baerase_mlops.config import ScanConfig, UnlearningConfig, ValidationConfig
 from baerase_mlops.core.contract import InputContract
 from baerase_mlops.core.metrics import accuracy
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
 from baerase_mlops.core.scan import Scanner, ScanResult, recovered_trigger_asr
 from baerase_mlops.core.unlearning import UNLEARNING_METHODS, UnlearningResult
-from baerase_mlops.data import ImageSet, clean_subset, load_images
+from baerase_mlops.data import ImageSet, clean_subset
+from baerase_mlops.data.imageset import check_values
+from baerase_mlops.data.sources import read_images
+from baerase_mlops.data.validate import ValidationResult, validate_clean_set
 from baerase_mlops.errors import UsageError
 from baerase_mlops.lab.models import Normalize
 from baerase_mlops.lab.spec import ModelSpec, load_lab_model, spec_path_for
@@ -47,11 +50,21 @@ class ModelUnderTest:
 @dataclass
 class CleanData:
     """The defender's clean set, and where the lab's test split is known, an evaluation set
-    for reporting real accuracy and ASR (never used to decide anything)."""
+    for reporting real accuracy and ASR (never used to decide anything).
+
+    ``validation`` is the Great Expectations validation of the data (None: skipped). Its
+    JSON, :meth:`validation_record`, goes into every report (``verdict.json``,
+    ``clean_images.validation``) and is what to log as an MLflow artifact.
+    """
 
     clean: ImageSet
     evaluation: ImageSet | None
     description: str
+    validation: ValidationResult | None = None
+
+    def validation_record(self) -> dict[str, Any]:
+        """The validation as JSON (``status`` "passed"), or ``{"status": "skipped"}``."""
+        return self.validation.to_json() if self.validation is not None else {"status": "skipped"}
 
 
 @dataclass
@@ -93,29 +106,52 @@ def load_local_model(model_path: str | Path, spec_path: str | Path | None = None
     return apply_user_normalization(ModelUnderTest(model, contract, str(model_path), "state_dict+spec", spec), mean, std)
 
 
-def prepare_clean_data(data_uri: str | None, mut: ModelUnderTest, clean_fraction: float | None = None, seed: int = 0) -> CleanData:
-    """Load the clean set. A lab model scanned on its own dataset gets its clean set from
+def prepare_clean_data(
+    data_uri: str | None,
+    mut: ModelUnderTest,
+    clean_fraction: float | None = None,
+    seed: int = 0,
+    *,
+    validation: ValidationConfig = ValidationConfig(),
+    skip_validation: bool = False,
+) -> CleanData:
+    """Load the clean set and validate it against the model's input contract (unless
+    ``skip_validation``). A lab model scanned on its own dataset gets its clean set from
     its training split (``clean_fraction``, default 5%) and is evaluated on its test split;
-    any other data URI is the clean set itself (``clean_fraction`` of it, default all)."""
+    any other data URI is the clean set itself (``clean_fraction`` of it, default all).
+
+    Every loaded image is validated one by one (its index in the source is what the user
+    can fix), the clean set as a set; a failure raises ``DataValidationError`` (exit 2)."""
     spec = mut.lab_spec
     uri = data_uri or (spec.dataset if spec is not None else None)
     if not uri:
         raise UsageError("no clean data given (--data / data_uri) and the model records no dataset")
     if clean_fraction is not None and not 0.0 < clean_fraction <= 1.0:
         raise UsageError(f"clean fraction must lie in (0, 1], got {clean_fraction}")
-    data = load_images(uri)
-    if spec is not None and spec.dataset == data.source and spec.test_fraction is not None:
-        train, test = lab_splits(data, spec)
+    loaded = read_images(uri)  # pixel values and labels as stored: validation reports them by name
+    clean, evaluation, description = select_clean_set(loaded, spec, uri, clean_fraction, seed)
+    result = None if skip_validation else validate_clean_set(loaded, mut.contract, validation, clean)
+    check_values(loaded)  # the data contract's own checks: all that guards the data when validation is skipped
+    description += f"; validation: {result.summary()}" if result is not None else "; validation skipped"
+    return CleanData(clean, evaluation, description, result)
+
+
+def select_clean_set(loaded: ImageSet, spec: ModelSpec | None, uri: str, clean_fraction: float | None, seed: int) -> tuple[ImageSet, ImageSet | None, str]:
+    """(clean set, evaluation set or None, description) as :func:`prepare_clean_data` says."""
+    if spec is not None and spec.dataset == loaded.source and spec.test_fraction is not None:
+        train, test = lab_splits(loaded, spec)
         fraction = clean_fraction or LAB_CLEAN_FRACTION
         clean = train if fraction >= 1.0 else clean_subset(train, fraction, seed)
-        return CleanData(clean, test, f"{len(clean)} images: {fraction:.0%} of the lab model's training split of {uri}")
+        return clean, test, f"{len(clean)} images: {fraction:.0%} of the lab model's training split of {uri}"
     fraction = clean_fraction or 1.0
-    clean = data if fraction >= 1.0 else clean_subset(data, fraction, seed)
-    return CleanData(clean, None, f"{len(clean)} images from {uri}" + ("" if fraction >= 1.0 else f" ({fraction:.0%})"))
+    clean = loaded if fraction >= 1.0 else clean_subset(loaded, fraction, seed)
+    return clean, None, f"{len(clean)} images from {uri}" + ("" if fraction >= 1.0 else f" ({fraction:.0%})")
 
 
 def run_scan(mut: ModelUnderTest, data: CleanData, config: ScanConfig = ScanConfig(), device: str = "auto", progress: Progress = no_progress) -> ScanResult:
-    return Scanner(config, device, progress).scan(mut.model, data.clean, mut.contract)
+    result = Scanner(config, device, progress).scan(mut.model, data.clean, mut.contract)
+    result.verdict.clean_images["validation"] = data.validation_record()
+    return result
 
 
 def run_erase(
@@ -181,6 +217,7 @@ def scan_from_report(report_dir: str | Path, data: CleanData) -> ScanResult:
             f"not these {len(data.clean)} of {data.clean.source}; give the same data, or scan again"
         )
     optimisation, holdout = split_clean_set(data.clean, verdict.config["holdout_fraction"], verdict.seed)
+    verdict.clean_images["validation"] = data.validation_record()  # of the data given now
     return ScanResult(verdict, recovery, optimisation, holdout)
 
 

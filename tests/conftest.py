@@ -99,3 +99,36 @@ def registry(mlflow_server, monkeypatch):
     mlflow.set_tracking_uri(mlflow_server.uri)
     yield mlflow.MlflowClient(mlflow_server.uri)
     mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def untrained_lab_model(tmp_path) -> Path:
+    """An untrained MNIST-shaped lab model (its state_dict path) whose spec records
+    builtin:mnist and the lab's split: for wiring tests that need no real model."""
+    spec = ModelSpec("small_cnn", (1, 28, 28), tuple(str(i) for i in range(10)), (0.1307,), (0.3081,), dataset="builtin:mnist", test_fraction=0.2, seed=0)
+    model_path, _ = save_lab_model(spec.build(), spec, tmp_path / "untrained" / "model.pt")
+    return model_path
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3-compatible server on a loopback port, for the whole session."""
+    from tests.s3_server import running_s3_server
+
+    with running_s3_server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch, tmp_path):
+    """The S3 server, with this process's AWS environment pointing at it (and at nothing
+    of the machine's own: no ~/.aws files, no instance metadata); emptied afterwards."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    yield s3_server
+    s3_server.reset()

@@ -48,12 +48,18 @@ def from_arrays(
     *,
     source: str,
     classes: list[str] | tuple[str, ...] | None = None,
+    checked: bool = True,
 ) -> ImageSet:
     """Check ``x``/``y`` against the data contract and convert them to an :class:`ImageSet`.
 
     ``x`` is either uint8 N x H x W x C (channels last, values 0-255; N x H x W for
     grayscale) or floating point N x C x H x W with values in [0, 1]. ``y`` holds integer
     labels in [0, number of classes). Raises :class:`DataError` naming the problem.
+
+    With ``checked=False`` only the structure is checked (shapes, dtypes, layout):
+    pixel values and the label range are left as stored, so that the clean-set
+    validation can report them by expectation name (:mod:`.validate`). Such a set must
+    pass :func:`check_values` before anything computes on it.
     """
     x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
     y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
@@ -64,13 +70,35 @@ def from_arrays(
     if y.shape[0] != x.shape[0]:
         raise DataError(f"{source}: {x.shape[0]} images but {y.shape[0]} labels")
     labels = _as_labels(y, source)
-    images = _as_nchw_unit(x, source)
-    num_classes = len(classes) if classes is not None else int(labels.max()) + 1
-    if labels.min() < 0 or labels.max() >= num_classes:
-        bad = sorted({int(v) for v in labels if v < 0 or v >= num_classes})[:10]
-        raise DataError(f"{source}: labels out of range [0, {num_classes}): {bad}")
+    images = _as_nchw(x, source)
+    num_classes = len(classes) if classes is not None else max(int(labels.max()) + 1, 0)
     names = tuple(str(c) for c in classes) if classes is not None else tuple(str(i) for i in range(num_classes))
-    return ImageSet(torch.from_numpy(images), torch.from_numpy(labels), names, source)
+    data = ImageSet(torch.from_numpy(images), torch.from_numpy(labels), names, source)
+    return check_values(data) if checked else data
+
+
+def check_values(data: ImageSet) -> ImageSet:
+    """``data`` itself once its pixels are finite and in [0, 1] and its labels name its
+    classes; otherwise a :class:`DataError` naming the first problem."""
+    x = data.x.numpy()
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = np.unique(np.nonzero(~finite.reshape(len(x), -1))[0])
+        raise DataError(f"{data.source}: {len(bad)} image(s) contain NaN or infinity (first at index {int(bad[0])})")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        hint = " (looks like 0-255 pixel values: divide by 255)" if looks_like_0_255(lo, hi) else ""
+        raise DataError(f"{data.source}: float pixel values must lie in [0, 1], found [{lo:g}, {hi:g}]{hint}")
+    labels = data.y.numpy()
+    if labels.min() < 0 or labels.max() >= data.num_classes:
+        bad = sorted({int(v) for v in labels if v < 0 or v >= data.num_classes})[:10]
+        raise DataError(f"{data.source}: labels out of range [0, {data.num_classes}): {bad}")
+    return data
+
+
+def looks_like_0_255(lo: float, hi: float) -> bool:
+    """Pixel values that overflow [0, 1] but fit 0-255: 8-bit images stored as floats."""
+    return 1.0 < hi <= 255.0 and lo >= 0.0
 
 
 def _as_labels(y: np.ndarray, source: str) -> np.ndarray:
@@ -84,7 +112,8 @@ def _as_labels(y: np.ndarray, source: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _as_nchw_unit(x: np.ndarray, source: str) -> np.ndarray:
+def _as_nchw(x: np.ndarray, source: str) -> np.ndarray:
+    """float32 N x C x H x W: uint8 channels-last scaled to [0, 1], floats kept as they are."""
     if x.dtype == np.uint8:
         if x.ndim == 3:
             x = x[..., None]
@@ -103,13 +132,4 @@ def _as_nchw_unit(x: np.ndarray, source: str) -> np.ndarray:
         raise DataError(
             f"{source}: float images look channels-last (shape {x.shape}); the contract is N x C x H x W"
         )
-    x = x.astype(np.float32, copy=False)
-    finite = np.isfinite(x)
-    if not finite.all():
-        bad = np.unique(np.nonzero(~finite.reshape(len(x), -1))[0])
-        raise DataError(f"{source}: {len(bad)} image(s) contain NaN or infinity (first at index {int(bad[0])})")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        hint = " (looks like 0-255 pixel values: divide by 255)" if hi > 1.0 and hi <= 255.0 and lo >= 0.0 else ""
-        raise DataError(f"{source}: float pixel values must lie in [0, 1], found [{lo:g}, {hi:g}]{hint}")
-    return np.ascontiguousarray(x)
+    return np.ascontiguousarray(x, dtype=np.float32)

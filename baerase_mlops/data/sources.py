@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from baerase_mlops.data.imageset import ImageSet, from_arrays
+from baerase_mlops.data.imageset import ImageSet, check_values, from_arrays
 from baerase_mlops.errors import DataError
 
 BUILTIN_DATASETS = ("mnist", "digits")
@@ -28,16 +30,24 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".gif", ".tif
 
 
 def load_images(uri: str) -> ImageSet:
-    """Load the image set named by ``uri`` (see the module docstring for the forms)."""
+    """Load the image set named by ``uri`` (see the module docstring for the forms), with
+    the pixel values and labels checked against the data contract."""
+    return check_values(read_images(uri))
+
+
+def read_images(uri: str) -> ImageSet:
+    """The image set named by ``uri`` as stored: in the contract's layout (float32 NCHW,
+    uint8 scaled to [0, 1]) but with pixel values and labels not yet checked, for the
+    clean-set validation to report (:mod:`.validate`). :func:`load_images` checks them."""
     uri = str(uri).strip()
     if not uri:
         raise DataError("no data URI given")
     if uri.startswith("builtin:"):
-        return load_builtin(uri.removeprefix("builtin:"))
+        return read_builtin(uri.removeprefix("builtin:"))
     if uri.startswith("s3://"):
-        from baerase_mlops.data.s3 import load_s3
+        from baerase_mlops.data.s3 import read_s3
 
-        return load_s3(uri)
+        return read_s3(uri)
     path_part, _, fragment = uri.partition("#")
     path = Path(path_part).expanduser()
     if not path.exists():
@@ -45,13 +55,13 @@ def load_images(uri: str) -> ImageSet:
     if path.is_dir():
         if fragment:
             raise DataError(f"{uri}: a '#' fragment only applies to .npz files")
-        return load_image_folder(path)
+        return read_image_folder(path)
     if path.suffix.lower() == ".npz":
-        return load_npz_bytes(path.read_bytes(), source=uri, split=fragment or None)
+        return read_npz_bytes(path.read_bytes(), source=uri, split=fragment or None)
     raise DataError(f"{uri}: unsupported data file (expected .npz, an image folder, builtin:... or s3://...)")
 
 
-def load_builtin(name: str) -> ImageSet:
+def read_builtin(name: str) -> ImageSet:
     """One of the bundled real datasets: ``mnist`` or ``digits``."""
     source = f"builtin:{name}"
     if name == "mnist":
@@ -59,18 +69,19 @@ def load_builtin(name: str) -> ImageSet:
 
         x, y = mnist_data()
         x = np.asarray(x, dtype=np.uint8).reshape(-1, 28, 28, 1)
-        return from_arrays(x, np.asarray(y), source=source, classes=[str(i) for i in range(10)])
+        return from_arrays(x, np.asarray(y), source=source, classes=[str(i) for i in range(10)], checked=False)
     if name == "digits":
         from sklearn.datasets import load_digits
 
         digits = load_digits()
         x = (digits.images.astype(np.float32) / 16.0)[:, None, :, :]
-        return from_arrays(x, digits.target, source=source, classes=[str(i) for i in range(10)])
+        return from_arrays(x, digits.target, source=source, classes=[str(i) for i in range(10)], checked=False)
     raise DataError(f"unknown builtin dataset {source!r}; choose one of: " + ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS))
 
 
-def load_npz_bytes(data: bytes, *, source: str, split: str | None = None) -> ImageSet:
-    """Parse an ``.npz`` file's bytes; pickled object arrays are refused."""
+def read_npz_bytes(data: bytes, *, source: str, split: str | None = None) -> ImageSet:
+    """Parse an ``.npz`` file's bytes (values unchecked, as :func:`read_images`); pickled
+    object arrays are refused."""
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
@@ -85,25 +96,35 @@ def load_npz_bytes(data: bytes, *, source: str, split: str | None = None) -> Ima
             classes = [str(c) for c in archive["classes"]] if "classes" in archive.files else None
         except ValueError as exc:  # object arrays need pickle
             raise DataError(f"{source}: arrays must be numeric, not pickled objects ({exc})") from exc
-    return from_arrays(x, y, source=source, classes=classes)
+    return from_arrays(x, y, source=source, classes=classes, checked=False)
 
 
-def load_image_folder(root: Path, *, source: str | None = None) -> ImageSet:
+def read_image_folder(root: Path, *, source: str | None = None) -> ImageSet:
     """An image folder: ``root/<class name>/<image>``, labels in sorted class-name order."""
     source = source or str(root)
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir())
     if not class_dirs:
         raise DataError(f"{source}: no class sub-folders (expected one folder of images per class)")
-    files: list[tuple[Path, int]] = []
-    for label, class_dir in enumerate(class_dirs):
-        files += [(f, label) for f in sorted(class_dir.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    files = [(d.name, str(f)) for d in class_dirs for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    return read_class_files(files, [d.name for d in class_dirs], lambda name: Path(name).read_bytes(), source)
+
+
+def read_class_files(
+    files: list[tuple[str, str]], classes: list[str], fetch: Callable[[str], bytes], source: str, workers: int = 1
+) -> ImageSet:
+    """Decode ``files`` ((class name, file name) pairs, read with ``fetch``) into one set;
+    a file's label is its class's position in ``classes``. ``workers`` > 1 fetches in
+    parallel threads (worth it for object stores, where each file is a round trip)."""
     if not files:
         raise DataError(f"{source}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    images = [_read_image(f.read_bytes(), str(f)) for f, _ in files]
-    return images_to_set(images, [label for _, label in files], [d.name for d in class_dirs], source, [str(f) for f, _ in files])
+    names = [name for _, name in files]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        images = list(pool.map(lambda name: decode_image(fetch(name), name), names))
+    labels = [classes.index(c) for c, _ in files]
+    return stack_images(images, labels, classes, source, names)
 
 
-def images_to_set(
+def stack_images(
     images: list[np.ndarray], labels: list[int], classes: list[str], source: str, names: list[str]
 ) -> ImageSet:
     """Stack decoded H x W x C uint8 images of one size into an :class:`ImageSet`."""
@@ -114,10 +135,11 @@ def images_to_set(
     for img, name in zip(images, names):
         if img.shape[:2] != size:
             raise DataError(f"{source}: images differ in size: {names[0]} is {size}, {name} is {img.shape[:2]}")
-    return from_arrays(np.stack(images), np.asarray(labels, dtype=np.int64), source=source, classes=classes)
+    return from_arrays(np.stack(images), np.asarray(labels, dtype=np.int64), source=source, classes=classes, checked=False)
 
 
-def _read_image(data: bytes, name: str) -> np.ndarray:
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """An encoded image file's pixels: uint8 H x W x 1 (grayscale) or H x W x 3 (colour)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
