@@ -51,7 +51,8 @@ def _floats(value: str, name: str) -> tuple[float, ...] | None:
 @click.option("--mean", default="")
 @click.option("--std", default="")
 @click.option("--registered-model-name", default="")
-def main(mode, model_uri, data_uri, threshold, clean_fraction, target_asr, max_accuracy_drop, method, recovery_steps, unlearning, device, seed, register, force, fail_on_backdoor, trust_pickle, mean, std, registered_model_name) -> None:
+@click.option("--skip-validation", type=bool, default=False)
+def main(mode, model_uri, data_uri, threshold, clean_fraction, target_asr, max_accuracy_drop, method, recovery_steps, unlearning, device, seed, register, force, fail_on_backdoor, trust_pickle, mean, std, registered_model_name, skip_validation) -> None:
     from baerase_mlops.registry.job import JobSettings, run_job
     from baerase_mlops.registry.report import print_outcome
     from baerase_mlops.report.console import progress_bars
@@ -61,7 +62,7 @@ def main(mode, model_uri, data_uri, threshold, clean_fraction, target_asr, max_a
             model_uri=model_uri, data_uri=_optional(data_uri), threshold=threshold, clean_fraction=clean_fraction or None,
             target_asr=target_asr, max_accuracy_drop=max_accuracy_drop, method=method, recovery_steps=int(recovery_steps), unlearning=unlearning, device=device,
             seed=int(seed), register=register, force=force, trust_pickle=trust_pickle, mean=_floats(mean, "mean"), std=_floats(std, "std"),
-            registered_model_name=_optional(registered_model_name),
+            registered_model_name=_optional(registered_model_name), skip_validation=skip_validation,
         )  # fmt: skip
         with progress_bars() as progress:
             outcome = run_job(settings, mode, progress)

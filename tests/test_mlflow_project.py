@@ -167,6 +167,7 @@ def test_data_that_do_not_fit_the_model_exit_non_zero_and_write_nothing(registry
     name = registered_clean
     result = mlflow_run(mlflow_server, {"model_uri": f"models:/{name}/1", "data_uri": "builtin:digits"})
     assert result.returncode != 0
+    assert "expect_column_values_to_be_in_set" in result.stderr  # named by the failed expectation
     assert "1x8x8" in result.stderr and "1x28x28" in result.stderr
     assert {v: _baerase_tags(t) for v, t in _versions(registry, name).items()} == {"1": {}}
 

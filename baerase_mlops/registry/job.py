@@ -46,6 +46,7 @@ class JobSettings:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     registered_model_name: str | None = None  # where to register a model that is not a registry version
+    skip_validation: bool = False  # skip the Great Expectations validation of the clean set (recorded in the report)
 
     def scan_config(self) -> ScanConfig:
         base = ScanConfig(method=self.method)
@@ -113,9 +114,25 @@ def run_job(settings: JobSettings, mode: str = "main", progress: Progress = no_p
         work = Path(tmp)
         source_dir = download_model(ref, work / "model")
         mut = load_model_under_test(ref, source_dir, trust_pickle=settings.trust_pickle, mean=settings.mean, std=settings.std)
-        data = prepare_clean_data(settings.data_uri, mut, settings.clean_fraction, settings.seed)
         with mlflow.start_run(run_name=f"baerase-{mode} {ref.describe()}") as run:
+            data = _prepare_and_log_clean_data(settings, mut)
             return _scan_erase_register(settings, mode, ref, mut, data, source_dir, work, register_as, settings_hash, run.info.run_id, client, progress)
+
+
+def _prepare_and_log_clean_data(settings: JobSettings, mut: ModelUnderTest):
+    """The clean set, its validation logged to the run (``validation.json``) whether it
+    passed or failed; a failure still stops the job (exit 2) before the registry is touched."""
+    import mlflow
+
+    from baerase_mlops.data.validate import DataValidationError
+
+    try:
+        data = prepare_clean_data(settings.data_uri, mut, settings.clean_fraction, settings.seed, skip_validation=settings.skip_validation)
+    except DataValidationError as exc:
+        mlflow.log_dict(exc.result.to_json(), "validation.json")
+        raise
+    mlflow.log_dict(data.validation_record(), "validation.json")
+    return data
 
 
 def _scan_erase_register(settings, mode, ref: ModelRef, mut: ModelUnderTest, data, source_dir, work, register_as, settings_hash, run_id, client, progress) -> JobOutcome:
