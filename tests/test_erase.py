@@ -71,11 +71,13 @@ def test_checkpoint_losing_too_much_accuracy_is_never_kept(scan_factory):
     assert result.after.clean_accuracy >= result.before.clean_accuracy
 
 
-def test_cli_erase_reuses_the_scan_report_and_writes_a_working_model(lab_model_factory, tmp_path):
+def test_cli_erase_reuses_the_scan_report_and_writes_a_working_model(lab_model_factory, scan_factory, tmp_path):
+    from baerase_mlops.report.scan_report import write_scan_report
+
     lab = lab_model_factory("trojan")
+    _, _, scan = scan_factory("trojan")  # the session's scan, as `baerase scan` writes it
+    write_scan_report(scan, tmp_path / "scan")
     runner = CliRunner()
-    scan = runner.invoke(main, ["scan", "--model", str(lab.model_path), "--out", str(tmp_path / "scan"), "--quiet"])
-    assert scan.exit_code == 1, scan.output
     result = runner.invoke(main, ["erase", "--model", str(lab.model_path), "--report", str(tmp_path / "scan"), "--out", str(tmp_path / "cleaned.pt"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "recovered-trigger ASR" in result.output and "real ASR" in result.output

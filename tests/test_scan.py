@@ -146,8 +146,11 @@ def test_cli_scan_writes_the_report_and_exits_1_on_a_backdoor(lab_model_factory,
 
 @pytest.mark.slow
 def test_cli_scan_exits_0_when_no_backdoor_is_found(lab_model_factory, tmp_path):
+    # The verdict on a clean model is tested above at the defaults; this is the exit path,
+    # so a short scan with a threshold no class can pass will do.
     lab = lab_model_factory("clean")
-    result = CliRunner().invoke(main, ["scan", "--model", str(lab.model_path), "--out", str(tmp_path / "r"), "--quiet"])
+    args = ["scan", "--model", str(lab.model_path), "--out", str(tmp_path / "r"), "--quiet", "--steps", "20", "--threshold", "1000"]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "no backdoor found" in result.output
 
