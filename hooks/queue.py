@@ -123,6 +123,10 @@ class JobQueue:
         for job in jobs:
             if job.kind not in KINDS:
                 raise ValueError(f"unknown job kind {job.kind!r}")
+            if job.kind == "scan" and db.execute(
+                "SELECT 1 FROM jobs WHERE kind = 'scan' AND name = ? AND version = ? AND state = 'running'", (job.name, job.version)
+            ).fetchone():
+                continue  # a scan of that version is under way: a second one would find its verdict
             # A job already waiting for the same thing absorbs this one.
             db.execute(
                 "INSERT OR IGNORE INTO jobs (kind, name, version, alias, delivery_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",

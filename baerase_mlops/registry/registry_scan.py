@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from baerase_mlops import __version__
@@ -77,10 +77,12 @@ def plan_scan(versions: list[VersionInfo], base: JobSettings, data_override: str
         settings = settings_for(base, info, data_override)
         if info.status != "READY":
             plan.not_ready.append(info)
-        elif is_current(settings, info) and info.recorded.verdict != "error":
-            plan.current.append(info)  # an error is not a verdict on the model: it is tried again
-        else:
+        elif not is_current(settings, info):
             plan.to_scan.append(settings)
+        elif info.recorded.verdict == "error":
+            plan.to_scan.append(replace(settings, force=True))  # an error is no verdict on the model: try again
+        else:
+            plan.current.append(info)
     return plan
 
 
@@ -202,10 +204,11 @@ def record_summary(result: RegistryScanResult, base: JobSettings, config: Regist
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name="baerase scan-registry") as run, tempfile.TemporaryDirectory(prefix="baerase-") as tmp:
         result.run_id = run.info.run_id
-        mlflow.log_params({
+        params = {
             "filter": result.filter or "", "executor": result.executor, "workers": config.workers, "erase": config.erase,
             "tool_version": __version__, "recovery_steps": base.recovery_steps, "threshold": base.threshold, "method": base.method,
-        })  # fmt: skip
+        }  # fmt: skip
+        mlflow.log_params({f"registry_scan.{k}": v for k, v in params.items()})  # prefixed: `mlflow run` logs its own parameters
         mlflow.log_metrics({**{k: float(v) for k, v in result.counts().items()}, "seconds": result.seconds})
         files = write_registry_summary(result, Path(out_dir) if out_dir else Path(tmp))
         for path in files.values():

@@ -42,6 +42,8 @@ def init_worker(tracking_uri: str | None, threads: int) -> None:
     if tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
         mlflow.set_tracking_uri(tracking_uri)
+    # Under `mlflow run` the parent's run id is in the environment: each scan gets its own run.
+    os.environ.pop("MLFLOW_RUN_ID", None)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     torch.set_num_threads(max(1, threads))
 
