@@ -108,10 +108,10 @@ def model_options(f):
     return click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The model's state_dict (lab format).")(f)
 
 
-def scan_options(f):
-    """Options shared by scan and erase."""
+def scan_options(f, data_help: str = "Clean data URI [default: the dataset the spec records]."):
+    """Options shared by scan and erase (and, with their own --data help, the registry commands)."""
     for decorator in reversed([
-        click.option("--data", "data_uri", default=None, help="Clean data URI [default: the dataset the spec records]."),
+        click.option("--data", "data_uri", default=None, help=data_help),
         click.option("--clean-fraction", type=float, default=None, help="Share of the data used as the clean set [default: 5% of a lab model's training split, else all]."),
         click.option("--skip-validation", is_flag=True, help="Do not validate the clean data with Great Expectations (recorded in the report); the basic data checks still apply."),
         click.option("--method", type=click.Choice(["baerase", "neural_cleanse"]), default="baerase", show_default=True, help="Trigger recovery method."),
@@ -120,6 +120,17 @@ def scan_options(f):
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]):  # fmt: skip
+        f = decorator(f)
+    return f
+
+
+def erase_options(f):
+    """Options of the unlearning (erase and the registry commands, which erase a found backdoor)."""
+    for decorator in reversed([
+        click.option("--unlearning", type=click.Choice(["baerase", "nc_unlearning", "fine_tuning"]), default="baerase", show_default=True, help="Unlearning method."),
+        click.option("--target-asr", type=float, default=None, help="Stop once the recovered-trigger ASR is at or under this [default: 0.01]."),
+        click.option("--max-accuracy-drop", type=float, default=None, help="Largest clean-accuracy loss a kept checkpoint may have [default: 0.02]."),
     ]):  # fmt: skip
         f = decorator(f)
     return f
@@ -170,9 +181,7 @@ def scan_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_va
 @scan_options
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the cleaned state_dict (its spec goes beside it).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Reuse this scan report instead of scanning first.")
-@click.option("--unlearning", type=click.Choice(["baerase", "nc_unlearning", "fine_tuning"]), default="baerase", show_default=True, help="Unlearning method.")
-@click.option("--target-asr", type=float, default=None, help="Stop once the recovered-trigger ASR is at or under this [default: 0.01].")
-@click.option("--max-accuracy-drop", type=float, default=None, help="Largest clean-accuracy loss a kept checkpoint may have [default: 0.02].")
+@erase_options
 def erase_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, method, threshold, steps, seed, device, quiet, out_path, report_dir, unlearning, target_asr, max_accuracy_drop) -> int:
     """Scan (unless --report), unlearn the flagged triggers, write the cleaned model.
 
@@ -223,6 +232,175 @@ def demo_cmd(tracking_uri) -> int:
     for mv in sorted(client.search_model_versions(f"name = '{DEMO_MODEL}'"), key=lambda v: int(v.version)):
         recorded = read_verdict(mv.tags)
         stdout.print(key_value_table(f"models:/{DEMO_MODEL}/{mv.version}: {recorded.verdict or 'not scanned'}", sorted(recorded.tags.items())))
+    return ExitCode.PASSED
+
+
+def registry_options(f):
+    """The job settings of the registry commands (gate, scan-registry, audit, serve-webhooks):
+    the same as the MLflow project's, so that a verdict current for one is current for all."""
+    f = click.option("--std", default=None, help="Per-channel std the models expect (comma-separated).")(f)
+    f = click.option("--mean", default=None, help="Per-channel mean the models expect (comma-separated), with --std.")(f)
+    f = click.option("--trust-pickle", is_flag=True, help="Allow pickled models (modelscan scans them first).")(f)
+    data_help = "Clean data URI [default: the one the version's last scan used (tag baerase.data_uri), else the registered model's tag baerase.data_uri, else builtin:mnist]."
+    return scan_options(erase_options(f), data_help)
+
+
+def _registry_settings(options: dict):
+    """(JobSettings, the data URI override) from registry_options; unset options keep the job's defaults."""
+    from baerase_mlops.registry.job import JobSettings
+
+    mean, std = _floats(options["mean"], "--mean"), _floats(options["std"], "--std")
+    chosen = {
+        "threshold": options["threshold"], "recovery_steps": options["steps"], "target_asr": options["target_asr"],
+        "max_accuracy_drop": options["max_accuracy_drop"], "clean_fraction": options["clean_fraction"],
+    }  # fmt: skip
+    settings = JobSettings(
+        model_uri="", method=options["method"], unlearning=options["unlearning"], device=options["device"], seed=options["seed"],
+        trust_pickle=options["trust_pickle"], mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
+        skip_validation=options["skip_validation"], **{k: v for k, v in chosen.items() if v is not None},
+    )  # fmt: skip
+    return settings, options["data_uri"]
+
+
+def _gate_policy(max_asr: float | None, settings):
+    from baerase_mlops.config import GatePolicy
+
+    return GatePolicy(max_asr=GatePolicy.max_asr if max_asr is None else max_asr, max_accuracy_drop=settings.max_accuracy_drop)
+
+
+@main.command("gate")
+@click.argument("model_uri")
+@click.option("--alias", required=True, help="The alias to set when the version passed (e.g. champion).")
+@click.option("--max-asr", type=float, default=None, help="Largest ASR a cleaned version may keep [default: 0.02].")
+@click.option("--erase/--no-erase", default=True, show_default=True, help="When the gate scans and finds a backdoor, erase it and register the cleaned version.")
+@registry_options
+def gate_cmd(model_uri, alias, max_asr, erase, **options) -> int:
+    """Set ALIAS on MODEL_URI only if it passed (verdict clean, or cleaned within bounds); scan
+    it first when its verdict is not current. Exit 0: promoted, 1: refused (alias unchanged), 2: error."""
+    from baerase_mlops.registry.versions import connect_registry
+    from baerase_mlops.report.registry_console import print_gate
+    from hooks.gate import run_gate
+
+    settings, data_uri = _registry_settings(options)
+    client = connect_registry()
+    with _progress(options["quiet"]) as progress:
+        result = run_gate(client, model_uri, alias, settings, _gate_policy(max_asr, settings), data_uri, erase, progress)
+    print_gate(result)
+    return ExitCode.PASSED if result.promoted else ExitCode.BACKDOOR
+
+
+@main.command("scan-registry")
+@click.option("--filter", "filter_string", default=None, help="Registered-model search filter, e.g. \"name LIKE 'clf%'\" [default: every model].")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="A local process pool, or one Ray task per version.")
+@click.option("--workers", type=int, default=None, help="Scans at once [default: 2].")
+@click.option("--ray-address", default=None, help="Ray cluster to use [default: RAY_ADDRESS, else a local instance].")
+@click.option("--erase/--scan-only", default=True, show_default=True, help="Erase found backdoors and register cleaned versions, or write verdicts only.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("baerase-registry-scan"), show_default=True, help="Summary folder (JSON, Markdown, HTML).")
+@registry_options
+def scan_registry_cmd(filter_string, executor, workers, ray_address, erase, out_dir, **options) -> int:
+    """Scan every registered version whose verdict is not current. Exit 0: no open backdoor,
+    1: a version carries a backdoor with no cleaned version, 2: a scan failed, 3: nothing matched."""
+    from dataclasses import replace
+
+    from baerase_mlops.config import RegistryScanConfig
+    from baerase_mlops.registry.registry_scan import run_registry_scan
+    from baerase_mlops.registry.versions import connect_registry
+    from baerase_mlops.report.registry_console import print_registry_scan
+
+    settings, data_uri = _registry_settings(options)
+    config = replace(RegistryScanConfig(), executor=executor, erase=erase, ray_address=ray_address, **({"workers": workers} if workers is not None else {}))
+    client = connect_registry()
+    with _progress(options["quiet"]) as progress:
+        total = {"n": 0, "done": 0}
+
+        def planned(plan) -> None:
+            total["n"] = len(plan.to_scan)
+            progress("registry scan", 0, total["n"])
+
+        def done(result) -> None:
+            total["done"] += 1
+            progress("registry scan", total["done"], total["n"])
+
+        result = run_registry_scan(client, settings, config, filter_string, data_uri, out_dir, planned, done)
+    print_registry_scan(result)
+    return result.exit_code()
+
+
+@main.command("audit")
+@click.argument("model_uri", required=False)
+@click.option("--registry", "whole_registry", is_flag=True, help="Audit every registered model (with --filter, those that match).")
+@click.option("--filter", "filter_string", default=None, help="Registered-model search filter (with --registry).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif", "markdown"]), default="table", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here [default: stdout].")
+@click.option("--strict", is_flag=True, help="Also exit 1 on versions never scanned, failed scans, and backdoored versions that have a cleaned successor.")
+@registry_options
+def audit_cmd(model_uri, whole_registry, filter_string, fmt, output, strict, **options) -> int:
+    """What the registry records for MODEL_URI (models:/name for every version) or --registry.
+    Exit 0: no open backdoor, 1: a backdoored version with no cleaned version, 2: error, 3: nothing to audit."""
+    from baerase_mlops.registry.audit import audit_exit_code, audit_versions
+    from baerase_mlops.registry.versions import connect_registry
+    from baerase_mlops.report.audit_report import render_audit
+    from baerase_mlops.report.console import write_rendered
+
+    settings, data_uri = _registry_settings(options)
+    rows = audit_versions(connect_registry(), model_uri, whole_registry, settings, filter_string, data_uri)
+    write_rendered(render_audit(rows, fmt), output)
+    return audit_exit_code(rows, strict)
+
+
+@main.command("serve-webhooks")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8787, show_default=True)
+@click.option("--queue", "queue_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("baerase-webhooks.sqlite"), show_default=True, help="The durable job queue (SQLite).")
+@click.option("--secret", envvar="BAERASE_WEBHOOK_SECRET", default=None, help="The webhook's signing secret [env: BAERASE_WEBHOOK_SECRET].")
+@click.option("--protect", default="champion,production", show_default=True, help="Comma-separated aliases that only versions that passed may hold.")
+@click.option("--workers", type=int, default=None, help="Scans at once; 0 only queues [default: 1].")
+@click.option("--lease", "lease_s", type=float, default=None, help="Seconds a claimed job stays claimed without renewal [default: 120].")
+@click.option("--tolerance", "tolerance_s", type=int, default=None, help="Largest age (seconds) of a delivery [default: 300].")
+@click.option("--max-asr", type=float, default=None, help="Largest ASR a cleaned version may keep [default: 0.02].")
+@click.option("--erase/--scan-only", default=True, show_default=True)
+@registry_options
+def serve_webhooks_cmd(host, port, queue_path, secret, protect, workers, lease_s, tolerance_s, max_asr, erase, **options) -> int:
+    """Receive MLflow's registry webhooks: scan every new version, keep protected aliases on
+    versions that passed. Runs until interrupted (SIGINT/SIGTERM)."""
+    import logging
+    from dataclasses import replace
+
+    import mlflow
+
+    from baerase_mlops.config import WebhookConfig
+    from baerase_mlops.registry.versions import connect_registry
+    from hooks.queue import JobQueue
+    from hooks.receiver import Receiver, check_secret, serve
+    from hooks.worker import WorkerContext, Workers
+
+    secret = check_secret(secret)
+    settings, data_uri = _registry_settings(options)
+    given = {"workers": workers, "lease_s": lease_s, "tolerance_s": tolerance_s}
+    protected = tuple(a.strip() for a in protect.split(",") if a.strip())
+    config = replace(WebhookConfig(), host=host, port=port, protected_aliases=protected, erase=erase, **{k: v for k, v in given.items() if v is not None})
+    if config.workers < 0:
+        raise click.BadParameter("must be 0 or more", param_hint="--workers")
+    connect_registry()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    queue = JobQueue(queue_path)
+    workers_ = Workers(WorkerContext(queue, settings, _gate_policy(max_asr, settings), config, mlflow.get_tracking_uri(), data_uri))
+    receiver = Receiver(queue, secret, config, workers_.notify)
+    serve(receiver, workers_, config.host, config.port, ready=lambda url: click.echo(f"listening on {url} (queue {queue_path})", err=True))
+    return ExitCode.PASSED
+
+
+@main.command("register-webhook")
+@click.option("--url", required=True, help="Where the receiver listens, as the tracking server reaches it (e.g. http://gate-host:8787/).")
+@click.option("--secret", envvar="BAERASE_WEBHOOK_SECRET", default=None, help="The signing secret, as given to serve-webhooks [env: BAERASE_WEBHOOK_SECRET].")
+@click.option("--name", default="baerase-gate", show_default=True, help="Webhook name; an existing webhook of that name is updated.")
+def register_webhook_cmd(url, secret, name) -> int:
+    """Register (or update) the webhook on the tracking server: new versions, alias changes, tags."""
+    from baerase_mlops.registry.versions import connect_registry
+    from hooks.receiver import register_webhook
+
+    webhook = register_webhook(connect_registry(), url, secret, name)
+    click.echo(f"webhook {webhook.name} ({webhook.webhook_id}) -> {webhook.url}: {', '.join(str(e) for e in webhook.events)}")
     return ExitCode.PASSED
 
 

@@ -134,3 +134,51 @@ class ValidationConfig:
     # Exact copies add nothing to recovery and inflate the per-class counts; real sets
     # have few (builtin:mnist and builtin:digits have none).
     max_duplicate_share: float = 0.05
+
+
+# The clean set a registry command uses when neither the command line, the version's last
+# scan (tag baerase.data_uri) nor the registered model (tag baerase.data_uri) names one:
+# the MLproject's default, so that a version scanned by `mlflow run .` counts as current.
+REGISTRY_DEFAULT_DATA_URI = "builtin:mnist"
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """When a registry version has passed the gate (DESIGN.md: verdict ``clean``, or
+    ``cleaned`` within bounds), checked on its ``baerase.*`` tags."""
+
+    # The unlearning stops at 1% recovered-trigger ASR (UnlearningConfig.target_asr); the
+    # ASR recorded on the cleaned version is the real one where the lab trigger is known,
+    # measured on other images, and lands within 2% (the MLflow project's tests).
+    max_asr: float = 0.02
+    max_accuracy_drop: float = 0.02  # accuracy_before - accuracy_after; as UnlearningConfig
+
+
+@dataclass(frozen=True)
+class RegistryScanConfig:
+    """``baerase scan-registry``: which versions, how many at once, where."""
+
+    executor: str = "local"  # "local" (a process pool) or "ray" (one task per version)
+    workers: int = 2  # scans at once; on CPU each gets cpu_count // workers torch threads
+    page_size: int = 100  # registry search page size (models and versions)
+    erase: bool = True  # erase a found backdoor and register the cleaned version (the main job)
+    experiment: str = "baerase-registry-scans"  # the MLflow experiment of the summary runs
+    ray_address: str | None = None  # None: RAY_ADDRESS, else a local instance of `workers` CPUs
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """``baerase serve-webhooks``: the receiver, its durable queue and its workers."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    # Deliveries whose X-MLflow-Timestamp is further than this from now are refused (the
+    # Standard Webhooks convention); delivery ids are remembered twice as long, for replays.
+    tolerance_s: int = 300
+    max_body_bytes: int = 1_000_000  # MLflow's registry payloads are a few hundred bytes
+    protected_aliases: tuple[str, ...] = ("champion", "production")
+    workers: int = 1  # concurrent scans (processes); 0 queues only (another process drains)
+    lease_s: float = 120.0  # a claimed job returns to the queue when its worker stops renewing
+    max_attempts: int = 3  # claims of one job before it is marked failed
+    poll_s: float = 1.0  # how often an idle worker looks at the queue
+    erase: bool = True  # erase a found backdoor and register the cleaned version (the main job)

@@ -79,12 +79,14 @@ def scan_factory(lab_model_factory, mnist):
 def mlflow_server(tmp_path_factory):
     """A real MLflow tracking server with a model registry, on loopback, for the session.
 
-    Webhook delivery to loopback receivers is allowed (MLflow refuses private addresses by default)."""
+    Webhook delivery to loopback receivers is allowed (MLflow refuses private addresses by
+    default), and the server re-reads its webhook list every second instead of every minute
+    (MLFLOW_WEBHOOK_CACHE_TTL), so that a webhook a test registers is used at once."""
     from tests.mlflow_server import start_mlflow_server, stop_mlflow_server
 
     server = start_mlflow_server(
         tmp_path_factory.mktemp("mlflow_server"),
-        extra_env={"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true"},
+        extra_env={"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true", "MLFLOW_WEBHOOK_CACHE_TTL": "1"},
     )
     yield server
     stop_mlflow_server(server)

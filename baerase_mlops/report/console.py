@@ -13,6 +13,7 @@ from baerase_mlops.core.runtime import Progress as ProgressCallback
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
+REPORT_WIDTH = 160  # of a table written to a file or a pipe
 
 
 @contextmanager
@@ -52,3 +53,20 @@ def key_value_table(title: str, rows: list[tuple[str, str]]) -> Table:
 
 def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def write_rendered(rendered, output=None) -> None:
+    """A rich renderable or text, to stdout or to the file ``output``."""
+    if output is None:
+        if isinstance(rendered, str):
+            stdout.out(rendered, end="", highlight=False)
+        elif stdout.is_terminal:
+            stdout.print(rendered)
+        else:  # a CI log or a pipe: no terminal width to fit, so do not squeeze the table
+            Console(width=max(stdout.width, REPORT_WIDTH), soft_wrap=True).print(rendered)
+        return
+    with open(output, "w") as handle:
+        if isinstance(rendered, str):
+            handle.write(rendered)
+        else:
+            Console(file=handle, width=REPORT_WIDTH, soft_wrap=True).print(rendered)

@@ -1,0 +1,76 @@
+"""One queued scan, in its own process (``python -m hooks.scan_task``), so that the worker
+can bound, time and kill it: reads the job from stdin as JSON, prints the result as JSON.
+
+A version that a baerase job registered (a cleaned version) is left alone: the job that
+made it writes its tags, and scanning it at the same time would race with that job.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, fields
+
+from baerase_mlops.registry.job import JobSettings
+from baerase_mlops.registry.scanning import VersionScan
+
+RESULT_PREFIX = "BAERASE_RESULT "
+
+
+def settings_to_json(settings: JobSettings) -> dict:
+    return asdict(settings)
+
+
+def settings_from_json(data: dict) -> JobSettings:
+    known = {f.name for f in fields(JobSettings)}
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+    return JobSettings(**values)
+
+
+def registered_by_baerase(client, run_id: str | None) -> bool:
+    """The version was logged by a baerase job's run (it logs its tool version as a parameter)."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return False
+    try:
+        return "job.tool_version" in client.get_run(run_id).data.params
+    except MlflowException:
+        return False
+
+
+def scan_new_version(name: str, version: str, base: JobSettings, mode: str, data_override: str | None) -> VersionScan:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from baerase_mlops.errors import RegistryError
+    from baerase_mlops.registry.publish import wait_until_ready
+    from baerase_mlops.registry.scanning import scan_version
+    from baerase_mlops.registry.versions import VersionInfo, settings_for, version_info
+
+    client = mlflow.MlflowClient()
+    uri = f"models:/{name}/{version}"
+    try:
+        version_info(client, name, version)  # a version that does not exist will not come
+        mv = wait_until_ready(client, name, version)
+    except RegistryError as exc:
+        return VersionScan(uri, "error", summary=str(exc))
+    except MlflowException as exc:  # the registry is unreachable or failing: try again later
+        return VersionScan(uri, "error", summary=f"registry error: {exc.message}", retryable=True)
+    if registered_by_baerase(client, mv.run_id):
+        return VersionScan(uri, "skipped", summary=f"registered by the baerase job run {mv.run_id}, which tags it")
+    info: VersionInfo = version_info(client, name, version)
+    return scan_version(settings_for(base, info, data_override), mode)
+
+
+def main() -> None:
+    from baerase_mlops.registry.scanning import init_worker
+
+    job = json.loads(sys.stdin.read())
+    init_worker(job.get("tracking_uri"), job["threads"])
+    result = scan_new_version(job["name"], job["version"], settings_from_json(job["settings"]), job["mode"], job.get("data_override"))
+    print(RESULT_PREFIX + json.dumps(asdict(result)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
