@@ -49,11 +49,7 @@ def pct(v: float) -> str:
 
 
 def pct2(v: float) -> str:
-    return f"{100 * v:.2f}"
-
-
-def points(v: float) -> str:
-    """A share as percentage points, two decimals (accuracy drops are often under one point)."""
+    """Two decimals: ASR left after erasure and accuracy drops are often under one point."""
     return f"{100 * v:.2f}"
 
 

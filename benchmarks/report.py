@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.aggregate import (
-    Run, count, group, mean, mib, num, ok_runs, pct, pct2, points, secs, spread, values,
+    Run, count, group, mean, mib, num, ok_runs, pct, pct2, secs, spread, values,
 )  # fmt: skip
 from benchmarks.cases import CASES
 
@@ -50,6 +50,15 @@ def render(results: dict[str, Any], json_name: str, plot_name: str | None) -> st
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
+def table_head(title: str, note: str, columns: list[str]) -> list[str]:
+    """A section's heading, its explanation, and the header rows of its markdown table."""
+    return [f"## {title}", "", note, "", md_row(columns), "|" + "---|" * len(columns)]
+
+
+def md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
 def header(results: dict[str, Any], json_name: str) -> str:
     meta = results["meta"]
     m = meta["machine"]
@@ -91,16 +100,13 @@ def _drop(r: Run, defence: str) -> float:
 
 
 def headline(runs: list[Run], defences: list[str]) -> str:
-    lines = [
-        "## Headline (per dataset, all attacks together)",
-        "",
+    lines = table_head(
+        "Headline (per dataset, all attacks together)",
         "Detection: backdoored models flagged with the attacker's target among the flagged classes; "
         "false positives: clean models flagged. ASR is the real attack success rate (the attacker's own "
         "trigger on the lab test split); a missed backdoor counts with the model left as it was.",
-        "",
-        "| dataset | backdoors detected (right class) | clean models flagged | defence | real ASR before → after, % | ASR reduction, % | accuracy drop, points |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        ["dataset", "backdoors detected (right class)", "clean models flagged", "defence", "real ASR before → after, %", "ASR reduction, %", "accuracy drop, points"],
+    )
     for (dataset,), rs in group(runs, "dataset").items():
         bad = [r for r in rs if r["backdoored"]]
         clean = [r for r in rs if not r["backdoored"]]
@@ -112,69 +118,56 @@ def headline(runs: list[Run], defences: list[str]) -> str:
             reduction = values(bad, lambda r: _asr_reduction(r, defence))
             drop = values(bad, lambda r: _drop(r, defence))
             asr = f"{pct(mean(before))} → {pct2(mean(after))} (max {pct2(max(after))})" if after else "—"
-            lines.append(
-                f"| {dataset if i == 0 else ''} | {detected if i == 0 else ''} | {fp if i == 0 else ''} | {DEFENCE_NAMES[defence]} "
-                f"| {asr} | {spread(reduction, pct)} | {spread(drop, points)} |"
-            )
+            first = [dataset, detected, fp] if i == 0 else ["", "", ""]
+            lines.append(md_row([*first, DEFENCE_NAMES[defence], asr, spread(reduction, pct), spread(drop, pct2)]))
     return "\n".join(lines)
 
 
 def lab_table(runs: list[Run]) -> str:
-    lines = [
-        "## Lab models (the attacks themselves)",
-        "",
+    lines = table_head(
+        "Lab models (the attacks themselves)",
         "Clean accuracy and real ASR of each trained model on its lab test split (20% of the dataset's "
         "training file, held out); mean (min–max) over seeds. An attack whose ASR stays under 90% did not take.",
-        "",
-        "| dataset | attack | models | clean accuracy, % | ASR, % | attack took (ASR ≥ 90%) | training, s |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        ["dataset", "attack", "models", "clean accuracy, %", "ASR, %", "attack took (ASR ≥ 90%)", "training, s"],
+    )
     for (dataset, case), rs in group(runs, "dataset", "case").items():
         backdoored = rs[0]["backdoored"]
         asr = spread(values(rs, lambda r: r["lab"]["asr"]), pct) if backdoored else "— (no trigger)"
         took = count(rs, lambda r: r["lab"]["asr"] >= 0.9) if backdoored else "—"
         cached = sum(1 for r in rs if r["lab"]["cached"])
         train = spread(values(rs, lambda r: r["lab"]["train_s"]), secs) + (f" ({cached} cached)" if cached else "")
-        lines.append(f"| {dataset} | {CASES[case][1]} | {len(rs)} | {spread(values(rs, lambda r: r['lab']['accuracy']), pct)} | {asr} | {took} | {train} |")
+        accuracy = spread(values(rs, lambda r: r["lab"]["accuracy"]), pct)
+        lines.append(md_row([dataset, CASES[case][1], str(len(rs)), accuracy, asr, took, train]))
     return "\n".join(lines)
 
 
 def detection_table(runs: list[Run]) -> str:
-    lines = [
-        "## Detection (one BAERASE scan per model, 5% of the training split as the clean set)",
-        "",
+    lines = table_head(
+        "Detection (one BAERASE scan per model, 5% of the training split as the clean set)",
         "Anomaly index: of the class with the smallest recovered trigger (the model's index); target's index: "
         "that of the attacker's class. Threshold 2.0. For clean models, \"flagged\" is a false positive.",
-        "",
-        "| dataset | attack | models | flagged | right class flagged | other classes flagged | anomaly index | target's anomaly index |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+        ["dataset", "attack", "models", "flagged", "right class flagged", "other classes flagged", "anomaly index", "target's anomaly index"],
+    )
     for (dataset, case), rs in group(runs, "dataset", "case").items():
         backdoored = rs[0]["backdoored"]
         right = count(rs, lambda r: r["scan"]["right_class"]) if backdoored else "—"
         others = count(rs, lambda r: bool(r["scan"]["other_flagged"]))
         target_ai = spread(values(rs, lambda r: r["scan"]["target_anomaly_index"]), num) if backdoored else "—"
-        flagged = count(rs, lambda r: r["scan"]["backdoor"])
-        flagged = flagged + " (false positives)" if not backdoored else flagged
-        lines.append(
-            f"| {dataset} | {CASES[case][1]} | {len(rs)} | {flagged} | {right} | {others} "
-            f"| {spread(values(rs, lambda r: r['scan']['anomaly_index']), num)} | {target_ai} |"
-        )
+        flagged = count(rs, lambda r: r["scan"]["backdoor"]) + ("" if backdoored else " (false positives)")
+        index = spread(values(rs, lambda r: r["scan"]["anomaly_index"]), num)
+        lines.append(md_row([dataset, CASES[case][1], str(len(rs)), flagged, right, others, index, target_ai]))
     return "\n".join(lines)
 
 
 def erasure_table(runs: list[Run], defences: list[str]) -> str:
-    lines = [
-        "## Erasure per attack and defence (all from the same scan)",
-        "",
+    lines = table_head(
+        "Erasure per attack and defence (all from the same scan)",
         "Accuracy and real ASR on the lab test split, before and after, mean (min–max) over seeds. "
         "\"reached\": the defender's own stopping target (recovered-trigger ASR ≤ 1% on held-out clean images, "
         "accuracy within 2 points) was met. Where nothing was flagged the model is unchanged (shown as is). "
         "Clean models have no trigger: their rows show what a false positive costs in accuracy.",
-        "",
-        "| dataset | attack | defence | accuracy before, % | accuracy after, % | drop, points | real ASR before, % | real ASR after, % | reached |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+        ["dataset", "attack", "defence", "accuracy before, %", "accuracy after, %", "drop, points", "real ASR before, %", "real ASR after, %", "reached"],
+    )
     for (dataset, case), rs in group(runs, "dataset", "case").items():
         backdoored = rs[0]["backdoored"]
         for defence in defences:
@@ -183,28 +176,23 @@ def erasure_table(runs: list[Run], defences: list[str]) -> str:
             asr_a = spread(values(rs, lambda r: d(r, "asr_after")), pct2) if backdoored else "—"
             ran = [r for r in rs if d(r, "changed")]
             reached = count(ran, lambda r: d(r, "reached_target")) if ran else "not run"
-            lines.append(
-                f"| {dataset} | {CASES[case][1]} | {DEFENCE_NAMES[defence]} "
-                f"| {spread(values(rs, lambda r: d(r, 'accuracy_before')), pct)} | {spread(values(rs, lambda r: d(r, 'accuracy_after')), pct)} "
-                f"| {spread(values(rs, lambda r: _drop(r, defence)), points)} | {asr_b} | {asr_a} | {reached} |"
-            )
+            accuracy = [spread(values(rs, lambda r: d(r, k)), pct) for k in ("accuracy_before", "accuracy_after")]
+            drop = spread(values(rs, lambda r: _drop(r, defence)), pct2)
+            lines.append(md_row([dataset, CASES[case][1], DEFENCE_NAMES[defence], *accuracy, drop, asr_b, asr_a, reached]))
     return "\n".join(lines)
 
 
 def timing_table(runs: list[Run], defences: list[str]) -> str:
-    lines = [
-        "## Time and memory",
-        "",
+    lines = table_head(
+        "Time and memory",
         "Per model, mean (min–max). Core: trigger recovery for every class (scan) or the unlearning loop with its "
         "stopping-rule measurements (defences; only where something was flagged). Whole phase: the scan with its "
         "held-out evaluation, or `run_erase` with the accuracy and ASR measured before and after on the lab test "
         "split; its CPU time (all threads) says how much of a slow wall time was other people's load. Peak memory: "
         "the process's resident set (high-water mark reset at the start of each phase, so it includes the loaded "
         "data and model) and CUDA max allocated on a GPU.",
-        "",
-        "| dataset | phase | runs | core wall time, s | steps | whole phase: wall / CPU, s | peak RSS, MiB | CUDA peak, MiB |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+        ["dataset", "phase", "runs", "core wall time, s", "steps", "whole phase: wall / CPU, s", "peak RSS, MiB", "CUDA peak, MiB"],
+    )
     for (dataset,), rs in group(runs, "dataset").items():
         lines.append(_timing_row(dataset, "scan (BAERASE recovery)", [r["scan"] for r in rs], "recovery_s", "recovery_steps"))
         for defence in defences:
@@ -230,16 +218,13 @@ def scan_speed_table(speed: dict[str, Any] | None) -> str:
         return ""
     if speed.get("error"):
         return f"## Batched vs sequential scan\n\nFAILED: {speed['error']}"
-    lines = [
-        "## Batched vs sequential scan (issue 3)",
-        "",
+    lines = table_head(
+        "Batched vs sequential scan (issue 3)",
         f"The same recovery on the {speed['dataset']} BadNets lab model (`{speed['model']}`, target {speed['target']}): "
         f"{speed['steps_per_group']} optimiser steps per group with early stopping off, all classes in one batched "
         "optimisation (`class_chunk=0`) or one class at a time (`class_chunk=1`).",
-        "",
-        "| mode | groups | optimiser steps | recovery, s | peak RSS, MiB | CUDA peak, MiB | flagged |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        ["mode", "groups", "optimiser steps", "recovery, s", "peak RSS, MiB", "CUDA peak, MiB", "flagged"],
+    )
     for row in speed["rows"]:
         mem = row["memory"] or {}
         cuda = mib(mem["cuda_peak_mib"]) if mem.get("cuda_peak_mib") is not None else "—"

@@ -84,8 +84,14 @@ def output_path(out: Path | None, profile_name: str, partial: bool) -> Path:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many models per dataset (dry runs).")
 @click.option("--tiny", "is_tiny", is_flag=True, help="Dry run: 1 epoch on a small subset and a few steps everywhere; numbers meaningless.")
 @click.option("--skip-scan-speed", is_flag=True, help="Leave out the batched-vs-sequential scan micro-benchmark.")
-def main(profile_name, datasets_dir, out, cache_dir, no_cache, device, datasets, seeds, cases, limit, is_tiny, skip_scan_speed) -> int:
+@click.option("--render", "render_json", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None, help="Run nothing: rewrite the table and plot from this JSON of an earlier run (beside it, or --out).")
+def main(profile_name, datasets_dir, out, cache_dir, no_cache, device, datasets, seeds, cases, limit, is_tiny, skip_scan_speed, render_json) -> int:
     """Benchmark BAERASE against NC unlearning and fine-tuning on real lab backdoors."""
+    if render_json is not None:
+        results = json.loads(render_json.read_text())
+        files = write_outputs(results, out or render_json.with_suffix(".md"), write_json=False)
+        log("rewrote " + ", ".join(str(f) for f in files) + f" from {render_json}")
+        return ExitCode.PASSED
     profile = choose_profile(profile_name, is_tiny, datasets, seeds, cases, limit)
     check_datasets(profile, datasets_dir)
     partial = is_tiny or any(v is not None for v in (datasets, seeds, cases, limit)) or skip_scan_speed
@@ -150,17 +156,18 @@ def _lab_text(lab: dict[str, Any], seeds: tuple[int, ...]) -> str:
     return f"{arch}" + (f" ({settings})" if settings else " (lab defaults)") + f", seeds {list(seeds)}"
 
 
-def write_outputs(results: dict[str, Any], out_path: Path) -> list[Path]:
+def write_outputs(results: dict[str, Any], out_path: Path, write_json: bool = True) -> list[Path]:
     """The JSON of every run, the plot and the table, side by side."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     json_path = out_path.with_suffix(".json")
-    json_path.write_text(json.dumps(json_safe(results), indent=1) + "\n")
+    if write_json:
+        json_path.write_text(json.dumps(json_safe(results), indent=1) + "\n")
     plot_path = out_path.with_suffix(".png")
     has_points = any(not r.get("error") and r["backdoored"] for r in results["runs"])
     if has_points:
         plot_asr_vs_accuracy(results["runs"], results["meta"]["defences"], plot_path)
     out_path.write_text(render(results, json_path.name, plot_path.name if has_points else None))
-    return [out_path, json_path] + ([plot_path] if has_points else [])
+    return [out_path] + ([json_path] if write_json else []) + ([plot_path] if has_points else [])
 
 
 def check_datasets(profile: Profile, datasets_dir: Path) -> None:
