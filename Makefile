@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install install-test demo test test-fast bench-smoke clean
+.PHONY: install install-test demo test test-fast bench-smoke bench-cpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ test: install-test
 
 test-fast: install-test
 	$(BIN)/pytest -m "not slow"
+
+# The benchmark suite (benchmarks/, BENCHMARKS.md): smoke is what CI runs inside `make test`;
+# cpu regenerates the committed BENCHMARKS.md (under an hour on 2 cores, needs ../shared/datasets).
+bench-smoke: install
+	$(BIN)/python -m benchmarks.run --profile smoke
+
+bench-cpu: install
+	$(BIN)/python -m benchmarks.run --profile cpu --datasets-dir ../shared/datasets
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

@@ -404,6 +404,15 @@ def register_webhook_cmd(url, secret, name) -> int:
     return ExitCode.PASSED
 
 
+@main.command("bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_cmd(args) -> int:
+    """Run the benchmark suite and write BENCHMARKS.md (as python -m benchmarks.run; --help for its options)."""
+    from benchmarks.run import entry
+
+    return entry(list(args), prog_name="baerase bench")
+
+
 def _progress(quiet: bool):
     from baerase_mlops.report.console import progress_bars
 
