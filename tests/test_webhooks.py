@@ -72,6 +72,8 @@ def scanned(hook, mlflow_server, lab_model_factory):
     name = f"hooked-{uuid.uuid4().hex[:6]}"
     _register(client, lab, name)
     wait_for(lambda: _verdict(client, name, "1"), 300, f"the receiver's scan of {name}/1")
+    # The scan tags the version, then its worker marks the job done.
+    wait_for(lambda: [s for s, *_ in _jobs(hook["queue"], "scan", name, "1")] == ["done"], 60, f"the scan job of {name}/1 to finish")
     return name, lab
 
 
@@ -147,4 +149,5 @@ def test_a_scan_killed_mid_way_is_finished_after_a_restart(registry, hook, scann
     assert [s for s, *_ in _jobs(hook["queue"], "scan", name, version)] == ["running"]
     hook["receiver"] = start_receiver(mlflow_server, hook["queue"], *RECEIVER_ARGS, port=hook["port"])
     wait_for(lambda: _verdict(registry, name, version), 300, "the restarted receiver to finish the scan")
+    wait_for(lambda: [s for s, *_ in _jobs(hook["queue"], "scan", name, version)] == ["done"], 60, "the scan job to be marked done")
     assert [(s, attempts) for s, attempts, *_ in _jobs(hook["queue"], "scan", name, version)] == [("done", 2)]
