@@ -96,7 +96,7 @@ def main(profile_name, datasets_dir, out, cache_dir, no_cache, device, datasets,
     check_datasets(profile, datasets_dir)
     partial = is_tiny or any(v is not None for v in (datasets, seeds, cases, limit)) or skip_scan_speed
     out_path = output_path(out, profile_name, partial)
-    command = _command_line()
+    command = click.get_current_context().obj or "python -m benchmarks.run"
     dev = resolve_device(device or profile.device)
     with tempfile.TemporaryDirectory(prefix="baerase-bench-") as scratch:
         settings = Settings(profile, datasets_dir, Path(scratch) if no_cache else cache_dir, not no_cache, dev)
@@ -107,13 +107,9 @@ def main(profile_name, datasets_dir, out, cache_dir, no_cache, device, datasets,
     return ExitCode.ERROR if failed else ExitCode.PASSED
 
 
-def _command_line() -> str:
+def command_line(args: list[str], prog_name: str) -> str:
     """The command as typed, so the table says exactly how to regenerate it."""
-    argv = sys.argv[1:]
-    prog = Path(sys.argv[0]).name
-    if prog == "baerase":
-        return shlex.join(["baerase", *argv])
-    return shlex.join(["python", "-m", "benchmarks.run", *argv])
+    return " ".join([prog_name, shlex.join(args)]).strip()
 
 
 def run_profile(settings: Settings, command: str, skip_scan_speed: bool) -> dict[str, Any]:
@@ -180,7 +176,9 @@ def check_datasets(profile: Profile, datasets_dir: Path) -> None:
 def entry(args: list[str] | None = None, prog_name: str | None = None) -> int:
     """Run :func:`main` and map its outcome to DESIGN.md's exit codes (also behind ``baerase bench``)."""
     try:
-        return int(main.main(args, prog_name=prog_name, standalone_mode=False) or 0)
+        args = sys.argv[1:] if args is None else list(args)
+        prog_name = prog_name or "python -m benchmarks.run"
+        return int(main.main(args, prog_name=prog_name, standalone_mode=False, obj=command_line(args, prog_name)) or 0)
     except click.UsageError as exc:
         exc.show()
         return ExitCode.USAGE

@@ -129,3 +129,10 @@ def test_render_writes_every_section_from_a_json_of_runs(tmp_path):
     assert "| mnist | 1/2 | 1/1 | BAERASE |" in table  # one of two backdoors found; the clean model flagged
     assert "2.50x" in table and "RuntimeError: boom" in table and "4 runs, 1 failed" in table
     assert "| mnist | Trojan | BAERASE | 98.0 | 98.0 | 0.00 | 100.0 | 100.00 | not run |" in table  # a miss leaves the backdoor
+
+
+def test_the_table_records_the_command_as_it_was_given_not_the_callers_argv():
+    from benchmarks.run import command_line
+
+    assert command_line(["--profile", "smoke", "--out", "my dir/B.md"], "baerase bench") == "baerase bench --profile smoke --out 'my dir/B.md'"
+    assert command_line([], "python -m benchmarks.run") == "python -m benchmarks.run"
