@@ -131,22 +131,13 @@ def register_webhook(client, url: str, secret: str, name: str = WEBHOOK_NAME, ev
     from mlflow.exceptions import MlflowException
 
     from baerase_mlops.errors import RegistryError
+    from baerase_mlops.registry.versions import follow_pages
 
     check_secret(secret)
     try:
-        existing = [w for w in _all_webhooks(client) if w.name == name]
+        existing = [w for w in follow_pages(client.list_webhooks, max_results=100) if w.name == name]
         if existing:
             return client.update_webhook(existing[0].webhook_id, url=url, events=list(events), secret=secret, status="ACTIVE")
         return client.create_webhook(name=name, url=url, events=list(events), secret=secret, description="baerase-mlops: scan new versions, guard protected aliases")
     except MlflowException as exc:
         raise RegistryError(f"the tracking server refused the webhook: {exc.message}") from exc
-
-
-def _all_webhooks(client) -> list:
-    found, token = [], None
-    while True:
-        page = client.list_webhooks(max_results=100, page_token=token)
-        found += list(page)
-        token = page.token
-        if not token:
-            return found

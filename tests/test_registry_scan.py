@@ -32,6 +32,12 @@ def _summary(out) -> dict:
     return json.loads((out / "summary.json").read_text())
 
 
+def _verdicts(registry, uris: list[str]) -> list[str | None]:
+    """The verdict tag of each models:/name/N in ``uris``."""
+    pairs = [uri.removeprefix("models:/").split("/") for uri in uris]
+    return [registry.get_model_version(name, version).tags.get(T.VERDICT) for name, version in pairs]
+
+
 def _register_fleet(lab, prefix: str, versions_per_model: tuple[int, ...]) -> list[str]:
     """Models named ``prefix-i`` with the given numbers of versions; their models:/ URIs."""
     uris = []
@@ -66,9 +72,7 @@ def test_every_matched_version_is_scanned_and_tagged(registry, fleet, first_run)
     summary = _summary(out)
     assert summary["counts"]["matched"] == 4 and summary["counts"]["scanned"] == 4
     assert sorted(row["version"] for row in summary["versions"]) == sorted(uris)
-    for uri in uris:
-        name, version = uri.removeprefix("models:/").split("/")
-        assert registry.get_model_version(name, version).tags[T.VERDICT] == "clean"
+    assert _verdicts(registry, uris) == ["clean"] * len(uris)
 
 
 def test_the_summary_is_an_mlflow_run_with_json_markdown_and_html(registry, first_run):
@@ -109,6 +113,4 @@ def test_ray_executor_runs_one_task_per_version_on_a_local_instance(registry, ml
     summary = _summary(tmp_path)
     assert summary["executor"] == "ray" and summary["counts"]["scanned"] == 2
     assert sorted(row["version"] for row in summary["versions"]) == sorted(uris)
-    for uri in uris:
-        name, version = uri.removeprefix("models:/").split("/")
-        assert registry.get_model_version(name, version).tags[T.VERDICT] == "clean"
+    assert _verdicts(registry, uris) == ["clean"] * len(uris)

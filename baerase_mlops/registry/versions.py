@@ -8,8 +8,9 @@ verdict counts as current for one of them exactly when it does for the others.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from baerase_mlops import __version__
 from baerase_mlops.config import REGISTRY_DEFAULT_DATA_URI
@@ -63,26 +64,25 @@ def is_current(settings: JobSettings, info: VersionInfo) -> bool:
     return info.recorded.is_current(__version__, T.config_hash(settings.verdict_settings()))
 
 
-def iter_registered_models(client, filter_string: str | None, page_size: int) -> Iterator:
-    """Every registered model matching ``filter_string``, following page tokens."""
+def follow_pages(search: Callable, **kwargs) -> Iterator:
+    """Every item of a paged MLflow search (``search(**kwargs, page_token=...)``), page by page."""
     token = None
     while True:
-        page = _search(client.search_registered_models, filter_string=filter_string or None, max_results=page_size, page_token=token)
+        page = search(**kwargs, page_token=token)
         yield from page
         token = page.token
         if not token:
             return
+
+
+def iter_registered_models(client, filter_string: str | None, page_size: int) -> Iterator:
+    """Every registered model matching ``filter_string``."""
+    return follow_pages(partial(_search, client.search_registered_models), filter_string=filter_string or None, max_results=page_size)
 
 
 def iter_model_versions(client, name: str, page_size: int) -> Iterator:
-    """Every version of registered model ``name``, following page tokens."""
-    token = None
-    while True:
-        page = _search(client.search_model_versions, filter_string=f"name = '{_quote(name)}'", max_results=page_size, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
+    """Every version of registered model ``name``."""
+    return follow_pages(partial(_search, client.search_model_versions), filter_string=f"name = '{_quote(name)}'", max_results=page_size)
 
 
 def walk_registry(client, filter_string: str | None = None, page_size: int = 100) -> list[VersionInfo]:
