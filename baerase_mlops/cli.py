@@ -148,7 +148,7 @@ def _scan_config(method: str, threshold: float | None, steps: int | None, seed: 
 
 
 def _load(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, seed):
-    from baerase_mlops.jobs import load_local_model, prepare_clean_data
+    from baerase_mlops.engine import load_local_model, prepare_clean_data
 
     mut = load_local_model(model_path, spec_path, _floats(mean, "--mean"), _floats(std, "--std"))
     return mut, prepare_clean_data(data_uri, mut, clean_fraction, seed, skip_validation=skip_validation)
@@ -160,7 +160,7 @@ def _load(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_valid
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("baerase-report"), show_default=True, help="Report folder.")
 def scan_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, method, threshold, steps, seed, device, quiet, out_dir) -> int:
     """Recover every class's trigger and test for a backdoor. Exit 0: none found, 1: backdoor, 2: error."""
-    from baerase_mlops.jobs import run_scan
+    from baerase_mlops.engine import run_scan
     from baerase_mlops.report.console import stdout
     from baerase_mlops.report.scan_report import write_scan_report
     from baerase_mlops.report.terminal import verdict_table
@@ -187,7 +187,7 @@ def erase_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_v
 
     Exit 0: erased within bounds, or nothing flagged (the model is written unchanged);
     1: a backdoor was found but not erased within the bounds; 2: error."""
-    from baerase_mlops.jobs import erase_job
+    from baerase_mlops.engine import erase_job
     from baerase_mlops.report.console import stdout
     from baerase_mlops.report.terminal import erasure_table, verdict_table
 
@@ -279,7 +279,7 @@ def gate_cmd(model_uri, alias, max_asr, erase, **options) -> int:
     it first when its verdict is not current. Exit 0: promoted, 1: refused (alias unchanged), 2: error."""
     from baerase_mlops.registry.versions import connect_registry
     from baerase_mlops.report.registry_console import print_gate
-    from hooks.gate import run_gate
+    from baerase_mlops.registry.gate import run_gate
 
     settings, data_uri = _registry_settings(options)
     client = connect_registry()
@@ -370,9 +370,9 @@ def serve_webhooks_cmd(host, port, queue_path, secret, protect, workers, lease_s
 
     from baerase_mlops.config import WebhookConfig
     from baerase_mlops.registry.versions import connect_registry
-    from hooks.queue import JobQueue
-    from hooks.receiver import Receiver, check_secret, serve
-    from hooks.worker import WorkerContext, Workers
+    from baerase_mlops.webhooks.queue import JobQueue
+    from baerase_mlops.webhooks.receiver import Receiver, check_secret, serve
+    from baerase_mlops.webhooks.worker import WorkerContext, Workers
 
     secret = check_secret(secret)
     settings, data_uri = _registry_settings(options)
@@ -397,7 +397,7 @@ def serve_webhooks_cmd(host, port, queue_path, secret, protect, workers, lease_s
 def register_webhook_cmd(url, secret, name) -> int:
     """Register (or update) the webhook on the tracking server: new versions, alias changes, tags."""
     from baerase_mlops.registry.versions import connect_registry
-    from hooks.receiver import register_webhook
+    from baerase_mlops.webhooks.receiver import register_webhook
 
     webhook = register_webhook(connect_registry(), url, secret, name)
     click.echo(f"webhook {webhook.name} ({webhook.webhook_id}) -> {webhook.url}: {', '.join(str(e) for e in webhook.events)}")
@@ -407,9 +407,22 @@ def register_webhook_cmd(url, secret, name) -> int:
 @main.command("bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench_cmd(args) -> int:
-    """Run the benchmark suite and write BENCHMARKS.md (as python -m benchmarks.run; --help for its options)."""
-    from benchmarks.run import entry
+    """Run the benchmark suite and write BENCHMARKS.md (as python -m benchmarks.run; --help for its options).
 
+    The suite lives in a checkout's ``benchmarks/`` folder, not in the installed library: run it
+    from the root of a clone."""
+    import importlib
+
+    # Found at run time from the checkout, so the installed library never depends on it.
+    if Path("benchmarks/run.py").is_file() and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        entry = importlib.import_module("benchmarks.run").entry
+    except ImportError:
+        raise BaeraseError(
+            "baerase bench needs the benchmark suite of a baerase-mlops checkout: run it from the root of a clone "
+            "(the folder with benchmarks/run.py), or use python -m benchmarks.run there"
+        ) from None
     return entry(list(args), prog_name="baerase bench")
 
 

@@ -18,7 +18,7 @@ import torch
 
 from baerase_mlops.config import LabConfig
 from baerase_mlops.data import ImageSet, load_images, stratified_split
-from baerase_mlops.jobs import ModelUnderTest, load_local_model
+from baerase_mlops.engine import ModelUnderTest, load_local_model
 from baerase_mlops.lab.spec import save_lab_model
 from baerase_mlops.lab.train import train_lab_model
 from benchmarks.cases import Case

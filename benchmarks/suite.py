@@ -20,7 +20,7 @@ import torch
 from baerase_mlops.config import ScanConfig, UnlearningConfig
 from baerase_mlops.core.scan import ScanResult
 from baerase_mlops.data import load_images
-from baerase_mlops.jobs import CleanData, EraseOutcome, prepare_clean_data, run_erase, run_scan
+from baerase_mlops.engine import CleanData, EraseOutcome, prepare_clean_data, run_erase, run_scan
 from benchmarks.cases import Case, make_case
 from benchmarks.labcache import LabModel, dataset_uri, obtain_lab_model
 from benchmarks.machine import load_average, utc_now

@@ -32,7 +32,7 @@ def main(model_uri, alias, max_asr, erase, fail_on_refusal, **options) -> None:
     from baerase_mlops.registry.versions import connect_registry
     from baerase_mlops.report.console import progress_bars
     from baerase_mlops.report.registry_console import print_gate
-    from hooks.gate import run_gate
+    from baerase_mlops.registry.gate import run_gate
 
     run_id = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run`'s run: the scan (if any) resumes it first
 

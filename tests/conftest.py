@@ -60,7 +60,7 @@ def lab_model_factory(mnist, tmp_path_factory):
 @pytest.fixture(scope="session")
 def scan_factory(lab_model_factory, mnist):
     """Scans of the lab models with the default configuration, once per session."""
-    from baerase_mlops.jobs import load_local_model, prepare_clean_data, run_scan
+    from baerase_mlops.engine import load_local_model, prepare_clean_data, run_scan
 
     cache = {}
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from baerase_mlops.cli import main
 from baerase_mlops.config import UnlearningConfig
 from baerase_mlops.core.unlearning import UNLEARNING_METHODS, BaeraseUnlearning
-from baerase_mlops.jobs import run_erase
+from baerase_mlops.engine import run_erase
 from baerase_mlops.lab.spec import load_lab_model
 
 pytestmark = pytest.mark.slow

@@ -18,11 +18,11 @@ from baerase_mlops.registry.audit import AuditRow, audit_exit_code
 from baerase_mlops.registry.job import JobSettings
 from baerase_mlops.registry.versions import VersionInfo, settings_for
 from baerase_mlops.report.audit_report import audit_sarif
-from hooks.events import jobs_for
-from hooks.gate import evaluate
-from hooks.queue import JobQueue, JobSpec
-from hooks.receiver import Receiver
-from hooks.signature import DeliveryRejected, sign, verify
+from baerase_mlops.webhooks.events import jobs_for
+from baerase_mlops.registry.gate import evaluate
+from baerase_mlops.webhooks.queue import JobQueue, JobSpec
+from baerase_mlops.webhooks.receiver import Receiver
+from baerase_mlops.webhooks.signature import DeliveryRejected, sign, verify
 
 SECRET = "a-test-secret-of-some-length"
 BASE = JobSettings(model_uri="", recovery_steps=30)

@@ -131,7 +131,7 @@ def test_malformed_endpoint_url_is_named(s3, monkeypatch):
 
 def test_a_clean_set_on_s3_is_validated_before_the_scan(bucket, mnist, untrained_lab_model):
     from baerase_mlops.data import clean_subset
-    from baerase_mlops.jobs import load_local_model, prepare_clean_data
+    from baerase_mlops.engine import load_local_model, prepare_clean_data
 
     clean = clean_subset(mnist, 0.04, seed=0)
     bucket.put_object(Bucket="clean-data", Key="clean200.npz", Body=_npz_bytes(x=_uint8_nhwc(clean.x), y=clean.y.numpy()))

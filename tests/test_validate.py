@@ -196,7 +196,7 @@ def lopsided_npz(tmp_path, clean200):
 
 
 def test_a_lab_model_clean_set_is_validated_against_the_model_contract(untrained_lab_model):
-    from baerase_mlops.jobs import load_local_model, prepare_clean_data
+    from baerase_mlops.engine import load_local_model, prepare_clean_data
 
     data = prepare_clean_data(None, load_local_model(untrained_lab_model))
     assert data.validation is not None and data.validation.success
@@ -206,7 +206,7 @@ def test_a_lab_model_clean_set_is_validated_against_the_model_contract(untrained
 
 
 def test_skip_validation_lets_a_set_through_and_is_recorded(untrained_lab_model, lopsided_npz):
-    from baerase_mlops.jobs import load_local_model, prepare_clean_data
+    from baerase_mlops.engine import load_local_model, prepare_clean_data
 
     mut = load_local_model(untrained_lab_model)
     with pytest.raises(DataValidationError, match="max_value=0.5"):
@@ -217,7 +217,7 @@ def test_skip_validation_lets_a_set_through_and_is_recorded(untrained_lab_model,
 
 
 def test_skip_validation_still_refuses_pixels_outside_the_contract(untrained_lab_model, tmp_path, clean200):
-    from baerase_mlops.jobs import load_local_model, prepare_clean_data
+    from baerase_mlops.engine import load_local_model, prepare_clean_data
 
     x, y = _arrays(clean200)
     np.savez(tmp_path / "floats255.npz", x=x * 255, y=y)

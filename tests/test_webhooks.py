@@ -20,7 +20,7 @@ from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.job import JobSettings
 from baerase_mlops.registry.lab import register_lab_model
 from baerase_mlops.registry.versions import settings_for, version_info
-from hooks.signature import sign
+from baerase_mlops.webhooks.signature import sign
 from tests.mlflow_server import free_port
 from tests.webhook_receiver import SECRET, register, start_receiver, wait_for
 

@@ -17,7 +17,7 @@ from baerase_mlops import __version__
 from baerase_mlops.config import ScanConfig, UnlearningConfig
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
 from baerase_mlops.errors import UsageError
-from baerase_mlops.jobs import ModelUnderTest, measure, prepare_clean_data, run_erase, run_scan
+from baerase_mlops.engine import ModelUnderTest, measure, prepare_clean_data, run_erase, run_scan
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.loading import download_model, load_model_under_test
 from baerase_mlops.registry.resolve import ModelRef, check_tracking_server, resolve_model_uri

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from baerase_mlops.errors import RegistryError
-from baerase_mlops.jobs import ModelUnderTest
+from baerase_mlops.engine import ModelUnderTest
 from baerase_mlops.lab.spec import save_lab_model
 from baerase_mlops.registry import tags as T
 

@@ -6,7 +6,7 @@ from baerase_mlops.report.console import key_value_table, stdout
 
 
 def print_gate(result) -> None:
-    """``result``: a hooks.gate.GateResult."""
+    """``result``: a baerase_mlops.registry.gate.GateResult."""
     if result.scan is not None:
         stdout.print(f"scanned first: {result.scan.summary}")
     rows = [("version", result.model), ("alias", result.alias), ("alias before", result.previous or "(not set)"), ("reason", result.decision.reason)]

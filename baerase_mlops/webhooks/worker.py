@@ -1,5 +1,5 @@
 """The receiver's workers: ``workers`` threads that each run one queued scan at a time in
-its own process (``hooks.scan_task``), renewing the job's lease while it runs, and one
+its own process (``baerase_mlops.webhooks.scan_task``), renewing the job's lease while it runs, and one
 thread that checks protected aliases (registry calls only, so never stuck behind a scan).
 
 A scan process that dies, or a worker that is killed, leaves its job running with a lease
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from baerase_mlops.config import GatePolicy, WebhookConfig
 from baerase_mlops.registry.job import JobSettings
 from baerase_mlops.registry.scanning import VersionScan, threads_per_worker
-from hooks.aliases import AliasGuard
-from hooks.queue import Job, JobQueue
-from hooks.scan_task import RESULT_PREFIX, settings_to_json
+from baerase_mlops.webhooks.aliases import AliasGuard
+from baerase_mlops.webhooks.queue import Job, JobQueue
+from baerase_mlops.webhooks.scan_task import RESULT_PREFIX, settings_to_json
 
 log = logging.getLogger("baerase.webhooks")
 RETRY_DELAY_S = 30.0
@@ -108,7 +108,7 @@ class Workers:
             "data_override": c.data_override, "tracking_uri": c.tracking_uri, "threads": threads_per_worker(max(1, c.config.workers)),
         }  # fmt: skip
         process = subprocess.Popen(
-            [sys.executable, "-m", "hooks.scan_task"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent
+            [sys.executable, "-m", "baerase_mlops.webhooks.scan_task"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent
         )
         with self.lock:
             self.processes[job.id] = process

@@ -3,7 +3,7 @@
 Every delivery is verified (signature, then age), remembered (a second delivery with the
 same id is a replay, refused with 409) and turned into jobs in the durable queue, all
 before the answer: a 200 means the work is on disk. The work itself is done by the
-workers (hooks/worker.py), never in the request.
+workers (baerase_mlops/webhooks/worker.py), never in the request.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from baerase_mlops.config import WebhookConfig
 from baerase_mlops.errors import UsageError
-from hooks.events import SUBSCRIBED, event_name, jobs_for
-from hooks.queue import JobQueue
-from hooks.signature import DeliveryRejected, verify
+from baerase_mlops.webhooks.events import SUBSCRIBED, event_name, jobs_for
+from baerase_mlops.webhooks.queue import JobQueue
+from baerase_mlops.webhooks.signature import DeliveryRejected, verify
 
 log = logging.getLogger("baerase.webhooks")
 MIN_SECRET_CHARS = 16

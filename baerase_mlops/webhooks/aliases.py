@@ -15,8 +15,8 @@ from baerase_mlops.config import GatePolicy
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.job import JobSettings
 from baerase_mlops.registry.versions import VersionInfo, is_current, model_versions, settings_for
-from hooks.gate import judge
-from hooks.queue import JobQueue, JobSpec
+from baerase_mlops.registry.gate import judge
+from baerase_mlops.webhooks.queue import JobQueue, JobSpec
 
 REFUSED_TAG = T.PREFIX + "alias_refused."  # + alias: why the alias was taken off this version
 

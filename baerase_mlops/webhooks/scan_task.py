@@ -1,4 +1,4 @@
-"""One queued scan, in its own process (``python -m hooks.scan_task``), so that the worker
+"""One queued scan, in its own process (``python -m baerase_mlops.webhooks.scan_task``), so that the worker
 can bound, time and kill it: reads the job from stdin as JSON, prints the result as JSON.
 
 A version that a baerase job registered (a cleaned version) is left alone: the job that

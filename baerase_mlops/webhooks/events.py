@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from baerase_mlops.registry import tags as T
-from hooks.queue import JobSpec
+from baerase_mlops.webhooks.queue import JobSpec
 
 SUBSCRIBED = ("model_version.created", "model_version_alias.created", "model_version_tag.set")
 

@@ -1,4 +1,4 @@
-"""The scan and erase jobs behind every entry point: the CLI, the MLflow project, the
+"""The engine behind every entry point (the scan and the erasure): the CLI, the MLflow project, the
 promotion gate and registry scans. Each loads nothing itself: it gets a model under test
 and clean data, runs the core, and returns typed results the caller reports or logs.
 """
