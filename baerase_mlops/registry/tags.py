@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from baerase_mlops import __version__
 
 PREFIX = "baerase."
 VERDICT = PREFIX + "verdict"
@@ -75,7 +74,3 @@ class RecordedVerdict:
 
 def read_verdict(tags: dict[str, str]) -> RecordedVerdict:
     return RecordedVerdict({k: v for k, v in tags.items() if k.startswith(PREFIX)})
-
-
-def current_tool_version() -> str:
-    return __version__
