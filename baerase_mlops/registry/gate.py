@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from baerase_mlops.config import GatePolicy
 from baerase_mlops.core.runtime import Progress, no_progress
-from baerase_mlops.errors import UsageError
+from baerase_mlops.errors import RegistryError, UsageError
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.job import JobOutcome, JobSettings
 from baerase_mlops.registry.versions import VersionInfo, is_current, settings_for, version_info
@@ -108,9 +108,14 @@ def run_gate(client, model_uri: str, alias: str, base: JobSettings, policy: Gate
 
 
 def _alias_holder(client, name: str, alias: str) -> str | None:
+    """The version ``alias`` points to, None when it points nowhere; an outage is a RegistryError, not "no alias"."""
     from mlflow.exceptions import MlflowException
+
+    from baerase_mlops.registry.resolve import is_not_found
 
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if is_not_found(exc):
+            return None
+        raise RegistryError(f"registry error reading alias {alias!r} of {name!r}: {exc.message}") from exc

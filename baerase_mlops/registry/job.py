@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from baerase_mlops import __version__
-from baerase_mlops.config import ScanConfig, UnlearningConfig
+from baerase_mlops.config import JOB_FIELDS, SETTINGS, ScanConfig, UnlearningConfig, check_normalisation
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
 from baerase_mlops.errors import UsageError
 from baerase_mlops.engine import ModelUnderTest, measure, prepare_clean_data, run_erase, run_scan
@@ -25,28 +26,57 @@ from baerase_mlops.registry.resolve import ModelRef, check_tracking_server, reso
 MODES = ("main", "scan", "erase")
 
 
+def _default(name: str) -> Any:
+    return SETTINGS[name].default
+
+
 @dataclass(frozen=True)
 class JobSettings:
-    """The MLproject parameters (see MLproject for their documentation)."""
+    """The settings of one job: the MLproject parameters, the registry commands' options and the
+    webhook job payload. Names, defaults, help and valid ranges are config.SETTINGS'; whatever
+    builds these settings (a command line, an MLproject, a JSON payload, Python), the values are
+    converted and checked alike, and a bad one raises UsageError naming the option."""
 
     model_uri: str
-    data_uri: str | None = None
-    threshold: float = 2.0
-    clean_fraction: float | None = None
-    target_asr: float = 0.01
-    max_accuracy_drop: float = 0.02
-    method: str = "baerase"
-    recovery_steps: int = 400  # fewer for a quick scan (detection was measured at 400)
-    unlearning: str = "baerase"
-    device: str = "auto"
-    seed: int = 0
-    register: bool = True
-    force: bool = False
-    trust_pickle: bool = False
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    registered_model_name: str | None = None  # where to register a model that is not a registry version
-    skip_validation: bool = False  # skip the Great Expectations validation of the clean set (recorded in the report)
+    data_uri: str | None = _default("data_uri")
+    threshold: float = _default("threshold")
+    clean_fraction: float | None = _default("clean_fraction")
+    target_asr: float = _default("target_asr")
+    max_accuracy_drop: float = _default("max_accuracy_drop")
+    method: str = _default("method")
+    recovery_steps: int = _default("recovery_steps")  # fewer for a quick scan (detection was measured at 400)
+    unlearning: str = _default("unlearning")
+    device: str = _default("device")
+    seed: int = _default("seed")
+    register: bool = _default("register")
+    force: bool = _default("force")
+    trust_pickle: bool = _default("trust_pickle")
+    mean: tuple[float, ...] | None = _default("mean")
+    std: tuple[float, ...] | None = _default("std")
+    registered_model_name: str | None = _default("registered_model_name")
+    skip_validation: bool = _default("skip_validation")
+
+    def __post_init__(self) -> None:
+        for name in JOB_FIELDS[1:]:  # the model URI is checked when it is resolved
+            object.__setattr__(self, name, SETTINGS[name].convert(getattr(self, name)))
+        check_normalisation(self.mean, self.std)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], **fields: Any) -> JobSettings:
+        """Settings from a command's options (only the job's fields are read; missing ones keep their default)."""
+        given = {name: options[name] for name in JOB_FIELDS if name in options} | fields
+        return cls(**{"model_uri": "", **given})
+
+    def to_payload(self) -> dict[str, Any]:
+        """The webhook job payload (JSON): every field, by its schema name."""
+        return {name: (list(v) if isinstance(v := getattr(self, name), tuple) else v) for name in JOB_FIELDS}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> JobSettings:
+        unknown = sorted(set(payload) - set(JOB_FIELDS))
+        if unknown:
+            raise UsageError(f"job payload has fields this tool version does not know: {', '.join(unknown)}")
+        return cls(**payload)
 
     def scan_config(self) -> ScanConfig:
         base = ScanConfig(method=self.method)
