@@ -18,9 +18,9 @@ from torch import nn
 from baerase_mlops import __version__
 from baerase_mlops.config import ScanConfig
 from baerase_mlops.core.classifier import check_classifier, frozen
-from baerase_mlops.core.contract import InputContract
+from baerase_mlops.contract import InputContract
 from baerase_mlops.core.detection import AnomalyDetector
-from baerase_mlops.core.jsonable import json_safe
+from baerase_mlops.jsonable import json_safe
 from baerase_mlops.core.metrics import predict
 from baerase_mlops.core.recovery import RECOVERY_METHODS, RecoveryResult
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device

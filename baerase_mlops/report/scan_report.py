@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from baerase_mlops.core.jsonable import json_safe  # noqa: E402
+from baerase_mlops.jsonable import json_safe  # noqa: E402
 from baerase_mlops.core.recovery.base import RecoveryResult  # noqa: E402
 from baerase_mlops.core.recovery.families import family_from_dict, family_to_dict  # noqa: E402
 from baerase_mlops.core.scan import ScanResult, Verdict  # noqa: E402
