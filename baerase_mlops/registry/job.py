@@ -17,8 +17,8 @@ from typing import Any
 from baerase_mlops import __version__
 from baerase_mlops.config import JOB_FIELDS, SETTINGS, ScanConfig, UnlearningConfig, check_normalisation
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
-from baerase_mlops.errors import UsageError
 from baerase_mlops.engine import ModelUnderTest, measure, prepare_clean_data, run_erase, run_scan
+from baerase_mlops.errors import UsageError
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.loading import download_model, load_model_under_test
 from baerase_mlops.registry.resolve import ModelRef, check_tracking_server, resolve_model_uri
@@ -146,7 +146,8 @@ def run_job(settings: JobSettings, mode: str = "main", progress: Progress = no_p
         mut = load_model_under_test(ref, source_dir, trust_pickle=settings.trust_pickle, mean=settings.mean, std=settings.std)
         with mlflow.start_run(run_name=f"baerase-{mode} {ref.describe()}") as run:
             data = _prepare_and_log_clean_data(settings, mut)
-            return _scan_erase_register(settings, mode, ref, mut, data, source_dir, work, register_as, settings_hash, run.info.run_id, client, progress)
+            job = _JobContext(settings, mode, ref, client, settings_hash, register_as, run.info.run_id, work, progress)
+            return _scan_erase_register(job, mut=mut, data=data, source_dir=source_dir)
 
 
 def _prepare_and_log_clean_data(settings: JobSettings, mut: ModelUnderTest):
@@ -165,7 +166,24 @@ def _prepare_and_log_clean_data(settings: JobSettings, mut: ModelUnderTest):
     return data
 
 
-def _scan_erase_register(settings, mode, ref: ModelRef, mut: ModelUnderTest, data, source_dir, work, register_as, settings_hash, run_id, client, progress) -> JobOutcome:
+@dataclass(frozen=True)
+class _JobContext:
+    """What one run of the job works with, besides the model and its clean data."""
+
+    settings: JobSettings
+    mode: str
+    ref: ModelRef
+    client: Any  # an MlflowClient
+    settings_hash: str  # the config hash of settings.verdict_settings()
+    register_as: str | None  # the registered model a cleaned version goes to
+    run_id: str  # the job's MLflow run
+    work: Path  # a temporary folder
+    progress: Progress = no_progress
+
+
+def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_dir: Path) -> JobOutcome:
+    settings, mode, ref, client, progress = job.settings, job.mode, job.ref, job.client, job.progress
+    settings_hash, register_as, run_id, work = job.settings_hash, job.register_as, job.run_id, job.work
     from baerase_mlops.registry import publish, tracking
     from baerase_mlops.report.erase_report import write_erase_report
     from baerase_mlops.report.scan_report import write_scan_report
@@ -196,11 +214,7 @@ def _scan_erase_register(settings, mode, ref: ModelRef, mut: ModelUnderTest, dat
         T.ASR_BEFORE: T.fmt(metrics.get("asr_before")),
         T.ACCURACY_BEFORE: T.fmt(metrics.get("accuracy_before")),
         T.ASR_KIND: str(metrics.get("asr_kind", "")),
-        T.SCANNED_AT: T.now(),
-        T.TOOL_VERSION: __version__,
-        T.CONFIG_HASH: settings_hash,
-        T.DATA_URI: str(settings.data_uri or data.clean.source),
-        T.RUN_ID: run_id,
+        **T.provenance(settings_hash=settings_hash, data_uri=str(settings.data_uri or data.clean.source), run_id=run_id),
     }
     if outcome is not None and outcome.changed:
         common |= {T.ASR_AFTER: T.fmt(metrics.get("asr_after")), T.ACCURACY_AFTER: T.fmt(metrics.get("accuracy_after"))}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from baerase_mlops import __version__
 
 PREFIX = "baerase."
 VERDICT = PREFIX + "verdict"
@@ -40,6 +41,14 @@ def config_hash(settings: dict[str, Any]) -> str:
     """A short, stable hash of everything that changes a verdict (not of where it is written)."""
     canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def provenance(*, settings_hash: str, data_uri: str, run_id: str | None = None) -> dict[str, str]:
+    """The tags that say when, by which tool version, with which settings and on which data a
+    verdict was written: what ``RecordedVerdict.is_current`` and a later scan read back. Every
+    writer of a verdict (the job, a recorded scan error) builds them here."""
+    tags = {SCANNED_AT: now(), TOOL_VERSION: __version__, CONFIG_HASH: settings_hash, DATA_URI: data_uri}
+    return tags | ({RUN_ID: run_id} if run_id else {})
 
 
 def now() -> str:
