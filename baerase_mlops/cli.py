@@ -24,6 +24,9 @@ def run_command(command: click.Command, args: Sequence[str] | None = None, prog_
             return int(command.main(args, prog_name, standalone_mode=False) or 0)
         except click.exceptions.Exit as exc:  # --help, --version
             return exc.exit_code
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare `baerase`: its help
+            click.echo(exc.format_message())
+            return ExitCode.USAGE
         except click.UsageError as exc:
             where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
             raise UsageError(f"{exc.format_message()}{where}") from None
@@ -44,6 +47,9 @@ class BaeraseGroup(click.Group):
         sys.exit(run_command(super(), args, prog_name or "baerase"))
 
 
+_METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN", "floats": "NUMBERS"}
+
+
 class SettingType(click.ParamType):
     """A click type that converts and checks a value with its schema Setting (config.SETTINGS),
     so that the CLI, the MLproject and the webhook payload refuse the same values alike."""
@@ -58,7 +64,7 @@ class SettingType(click.ParamType):
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
         names = self.setting.choice_names()
-        return "[" + "|".join(names) + "]" if names else self.setting.kind.upper()
+        return "[" + "|".join(names) + "]" if names else _METAVARS[self.setting.kind]
 
 
 def setting_option(name: str, *, flags: Sequence[str] | None = None, help: str | None = None, mlproject: bool = False):
@@ -350,20 +356,29 @@ def scan_registry_cmd(filter, executor, workers, ray_address, erase, out_dir, **
 @setting_option("filter", help="Registered-model search filter (with --registry).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif", "markdown"]), default="table", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here [default: stdout].")
-@click.option("--strict", is_flag=True, help="Also exit 1 on versions never scanned, failed scans, and backdoored versions that have a cleaned successor.")
+@click.option("--strict", is_flag=True, help="Also exit 1 on versions never scanned, failed scans, backdoored versions that have a cleaned successor, and cleaned versions outside the bounds.")
+@setting_option("max_asr", help="Largest ASR a cleaned version holding an alias may keep.")
 @registry_options
-def audit_cmd(model_uri, whole_registry, filter, fmt, output, strict, **options) -> int:
+def audit_cmd(model_uri, whole_registry, filter, fmt, output, strict, max_asr, **options) -> int:
     """What the registry records for MODEL_URI (models:/name for every version) or --registry.
-    Exit 0: no open backdoor, 1: a backdoored version with no cleaned version, 2: error, 3: nothing to audit."""
-    from baerase_mlops.registry.audit import audit_exit_code, audit_versions
+
+    Exit 0: safe; 1: the version asked about (models:/name/N, @alias) carries a backdoor, even
+    with a cleaned version, or an alias points at a version that has not passed the gate, or a
+    backdoored version has no cleaned version; 2: error; 3: nothing to audit."""
+    from baerase_mlops.registry.audit import audit_exit_code, audit_versions, is_one_version
     from baerase_mlops.registry.versions import connect_registry
     from baerase_mlops.report.audit_report import render_audit
     from baerase_mlops.report.console import write_rendered
 
     settings, data_uri = _registry_settings(options)
-    rows = audit_versions(connect_registry(), model_uri, whole_registry, settings, filter, data_uri)
+    policy = _gate_policy(max_asr, settings)
+    rows = audit_versions(connect_registry(), model_uri, whole_registry, settings, filter, data_uri, policy=policy)
     write_rendered(render_audit(rows, fmt), output)
-    return audit_exit_code(rows, strict)
+    one_version = is_one_version(model_uri)
+    code = audit_exit_code(rows, strict, one_version=one_version)
+    if code != ExitCode.PASSED and one_version:
+        say(rows[0].decision.reason)  # names the cleaned version to use instead, where there is one
+    return code
 
 
 @main.command("serve-webhooks")
