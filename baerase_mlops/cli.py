@@ -4,32 +4,97 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from baerase_mlops import __version__
-from baerase_mlops.errors import BaeraseError, ExitCode
+from baerase_mlops.config import ERASE_OPTIONS, REGISTRY_OPTIONS, SCAN_OPTIONS, SETTINGS, Setting
+from baerase_mlops.errors import BaeraseError, ExitCode, UsageError, at_boundary, say
+
+
+def run_command(command: click.Command, args: Sequence[str] | None = None, prog_name: str | None = None) -> int:
+    """Parse and run ``command`` behind the error boundary: DESIGN.md's exit code, and a user
+    error is one line (usage 4, errors 2), never a traceback and never 1."""
+
+    def work() -> int:
+        try:
+            return int(command.main(args, prog_name, standalone_mode=False) or 0)
+        except click.exceptions.Exit as exc:  # --help, --version
+            return exc.exit_code
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare `baerase`: its help
+            click.echo(exc.format_message())
+            return ExitCode.USAGE
+        except click.UsageError as exc:
+            where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+            raise UsageError(f"{exc.format_message()}{where}") from None
+        except click.Abort:
+            say("aborted")
+            return ExitCode.ERROR
+        return ExitCode.PASSED
+
+    return at_boundary(work)
 
 
 class BaeraseGroup(click.Group):
-    """Maps errors to DESIGN.md's exit codes: usage 4, user-facing errors 2 (or their own)."""
+    """The ``baerase`` group, run behind the error boundary (``run_command``)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
-        try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.Exit as exc:  # --help, --version
-            sys.exit(exc.exit_code)
-        except click.UsageError as exc:
-            exc.show()
-            sys.exit(ExitCode.USAGE)
-        except click.Abort:
-            click.echo("aborted", err=True)
-            sys.exit(ExitCode.ERROR)
-        except BaeraseError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        sys.exit(int(rv or 0))
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        sys.exit(run_command(super(), args, prog_name or "baerase"))
+
+
+_METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "bool": "BOOLEAN", "floats": "NUMBERS"}
+
+
+class SettingType(click.ParamType):
+    """A click type that converts and checks a value with its schema Setting (config.SETTINGS),
+    so that the CLI, the MLproject and the webhook payload refuse the same values alike."""
+
+    def __init__(self, setting: Setting) -> None:
+        self.setting = setting
+        self.name = setting.kind
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        label = param.opts[0] if param is not None and param.opts else None
+        return self.setting.convert(value, label)  # a UsageError: exit 4, one line
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
+        names = self.setting.choice_names()
+        return "[" + "|".join(names) + "]" if names else _METAVARS[self.setting.kind]
+
+
+def setting_option(name: str, *, flags: Sequence[str] | None = None, help: str | None = None, mlproject: bool = False):
+    """The click option of schema setting ``name``: its flags, type, default, help and checks.
+
+    ``mlproject`` is the spelling of the MLproject's entry scripts: ``--<name>`` only, and every
+    value a string as MLflow passes it (``--register false``, ``--mean ""``)."""
+    s = SETTINGS[name]
+    flags = tuple(flags or ((s.option,) if mlproject else s.flags))
+    text = help or s.help[:1].upper() + s.help[1:] + "."
+    if s.kind == "bool" and not mlproject:
+        if s.default:  # on by default: the flag's off side switches it off
+            decl = flags[0] if "/" in flags[0] else f"{flags[0]}/--no-{flags[0][2:]}"
+            return click.option(decl, name, default=True, show_default=True, help=text)
+        return click.option(*flags, name, is_flag=True, default=False, help=text)
+    return click.option(
+        *flags, name, type=SettingType(s), default=s.default, required=s.required,
+        show_default=s.default is not None and not s.required, help=text,
+    )  # fmt: skip
+
+
+def setting_options(names: Sequence[str], *, mlproject: bool = False, helps: dict[str, str] | None = None) -> Callable:
+    """A decorator adding ``setting_option`` for each of ``names``, in that order in --help."""
+
+    def decorate(f: Callable) -> Callable:
+        for name in reversed(names):
+            f = setting_option(name, mlproject=mlproject, help=(helps or {}).get(name))(f)
+        return f
+
+    return decorate
 
 
 @click.group(cls=BaeraseGroup)
@@ -67,7 +132,7 @@ def _position(value: str | None) -> tuple[int, int] | str | None:
 @click.option("--arch", type=click.Choice(["small_cnn", "resnet18"]), default=None, help="Architecture [default: small_cnn].")
 @click.option("--epochs", type=int, default=None, help="Training epochs [default: 6].")
 @click.option("--seed", type=int, default=None, help="Seed of the split, the poisoning and the training [default: 0].")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@setting_option("device")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def lab_train(dataset_uri, attack, target, out, poison_rate, size, position, pattern, alpha, trigger_seed, arch, epochs, seed, device, quiet) -> int:
     """Poison a dataset with ATTACK toward TARGET, train a model, save it, print ACC and ASR."""
@@ -91,83 +156,54 @@ def lab_train(dataset_uri, attack, target, out, poison_rate, size, position, pat
     return ExitCode.PASSED
 
 
-def _floats(value: str | None, option: str) -> list[float] | None:
-    if value is None:
-        return None
-    try:
-        return [float(v) for v in value.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}", param_hint=option) from None
-
-
 def model_options(f):
     """--model / --spec / --mean / --std: the model under examination."""
-    f = click.option("--std", default=None, help="Per-channel std the model expects (comma-separated); the tool wraps the model so it takes [0, 1] pixels.")(f)
-    f = click.option("--mean", default=None, help="Per-channel mean the model expects (comma-separated), with --std.")(f)
+    f = setting_options(("mean", "std"))(f)
     f = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="The model's JSON spec [default: beside the model, .json].")(f)
     return click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The model's state_dict (lab format).")(f)
 
 
 def scan_options(f, data_help: str = "Clean data URI [default: the dataset the spec records]."):
     """Options shared by scan and erase (and, with their own --data help, the registry commands)."""
-    for decorator in reversed([
-        click.option("--data", "data_uri", default=None, help=data_help),
-        click.option("--clean-fraction", type=float, default=None, help="Share of the data used as the clean set [default: 5% of a lab model's training split, else all]."),
-        click.option("--skip-validation", is_flag=True, help="Do not validate the clean data with Great Expectations (recorded in the report); the basic data checks still apply."),
-        click.option("--method", type=click.Choice(["baerase", "neural_cleanse"]), default="baerase", show_default=True, help="Trigger recovery method."),
-        click.option("--threshold", type=float, default=None, help="Anomaly-index threshold [default: 2.0]."),
-        click.option("--steps", type=int, default=None, help="Recovery optimiser steps [default: 400]."),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--quiet", is_flag=True, help="No progress bars."),
-    ]):  # fmt: skip
-        f = decorator(f)
-    return f
+    f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
+    return setting_options(SCAN_OPTIONS, helps={"data_uri": data_help})(f)
 
 
 def erase_options(f):
     """Options of the unlearning (erase and the registry commands, which erase a found backdoor)."""
-    for decorator in reversed([
-        click.option("--unlearning", type=click.Choice(["baerase", "nc_unlearning", "fine_tuning"]), default="baerase", show_default=True, help="Unlearning method."),
-        click.option("--target-asr", type=float, default=None, help="Stop once the recovered-trigger ASR is at or under this [default: 0.01]."),
-        click.option("--max-accuracy-drop", type=float, default=None, help="Largest clean-accuracy loss a kept checkpoint may have [default: 0.02]."),
-    ]):  # fmt: skip
-        f = decorator(f)
-    return f
+    return setting_options(ERASE_OPTIONS)(f)
 
 
-def _scan_config(method: str, threshold: float | None, steps: int | None, seed: int):
-    from dataclasses import replace
+def _local_settings(model_path: Path, options: dict):
+    """The settings of a local scan or erasure (checked as a job's are)."""
+    from baerase_mlops.registry.job import JobSettings
 
-    from baerase_mlops.config import ScanConfig
-
-    config = ScanConfig(method=method)
-    recovery = replace(config.recovery, seed=seed, **({"steps": steps} if steps is not None else {}))
-    detection = replace(config.detection, **({"threshold": threshold} if threshold is not None else {}))
-    return replace(config, recovery=recovery, detection=detection)
+    return JobSettings.from_options(options, model_uri=str(model_path))
 
 
-def _load(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, seed):
+def _load(model_path, spec_path, settings):
     from baerase_mlops.engine import load_local_model, prepare_clean_data
 
-    mut = load_local_model(model_path, spec_path, _floats(mean, "--mean"), _floats(std, "--std"))
-    return mut, prepare_clean_data(data_uri, mut, clean_fraction, seed, skip_validation=skip_validation)
+    mut = load_local_model(model_path, spec_path, settings.mean, settings.std)
+    data = prepare_clean_data(settings.data_uri, mut, settings.clean_fraction, settings.seed, skip_validation=settings.skip_validation)
+    return mut, data
 
 
 @main.command("scan")
 @model_options
 @scan_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("baerase-report"), show_default=True, help="Report folder.")
-def scan_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, method, threshold, steps, seed, device, quiet, out_dir) -> int:
+def scan_cmd(model_path, spec_path, quiet, out_dir, **options) -> int:
     """Recover every class's trigger and test for a backdoor. Exit 0: none found, 1: backdoor, 2: error."""
     from baerase_mlops.engine import run_scan
     from baerase_mlops.report.console import stdout
     from baerase_mlops.report.scan_report import write_scan_report
     from baerase_mlops.report.terminal import verdict_table
 
-    mut, data = _load(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, seed)
+    settings = _local_settings(model_path, options)
+    mut, data = _load(model_path, spec_path, settings)
     with _progress(quiet) as progress:
-        result = run_scan(mut, data, _scan_config(method, threshold, steps, seed), device, progress)
+        result = run_scan(mut, data, settings.scan_config(), settings.device, progress)
     files = write_scan_report(result, out_dir)
     stdout.print(verdict_table(result.verdict))
     stdout.print(f"clean data: {data.description}")
@@ -182,7 +218,7 @@ def scan_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_va
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the cleaned state_dict (its spec goes beside it).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Reuse this scan report instead of scanning first.")
 @erase_options
-def erase_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, method, threshold, steps, seed, device, quiet, out_path, report_dir, unlearning, target_asr, max_accuracy_drop) -> int:
+def erase_cmd(model_path, spec_path, quiet, out_path, report_dir, **options) -> int:
     """Scan (unless --report), unlearn the flagged triggers, write the cleaned model.
 
     Exit 0: erased within bounds, or nothing flagged (the model is written unchanged);
@@ -191,11 +227,13 @@ def erase_cmd(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_v
     from baerase_mlops.report.console import stdout
     from baerase_mlops.report.terminal import erasure_table, verdict_table
 
-    mut, data = _load(model_path, spec_path, mean, std, data_uri, clean_fraction, skip_validation, seed)
+    settings = _local_settings(model_path, options)
+    mut, data = _load(model_path, spec_path, settings)
     with _progress(quiet) as progress:
         outcome, scan, files = erase_job(
-            mut, data, _scan_config(method, threshold, steps, seed), out_path, report_dir,
-            unlearning=unlearning, target_asr=target_asr, max_accuracy_drop=max_accuracy_drop, seed=seed, device=device, progress=progress,
+            mut, data, settings.scan_config(), out_path, report_dir,
+            unlearning=settings.unlearning, target_asr=settings.target_asr, max_accuracy_drop=settings.max_accuracy_drop,
+            seed=settings.seed, device=settings.device, progress=progress,
         )  # fmt: skip
     stdout.print(verdict_table(scan.verdict))
     stdout.print(f"[bold]{scan.verdict.summary()}[/bold]")
@@ -238,41 +276,30 @@ def demo_cmd(tracking_uri) -> int:
 def registry_options(f):
     """The job settings of the registry commands (gate, scan-registry, audit, serve-webhooks):
     the same as the MLflow project's, so that a verdict current for one is current for all."""
-    f = click.option("--std", default=None, help="Per-channel std the models expect (comma-separated).")(f)
-    f = click.option("--mean", default=None, help="Per-channel mean the models expect (comma-separated), with --std.")(f)
-    f = click.option("--trust-pickle", is_flag=True, help="Allow pickled models (modelscan scans them first).")(f)
     data_help = "Clean data URI [default: the one the version's last scan used (tag baerase.data_uri), else the registered model's tag baerase.data_uri, else builtin:mnist]."
-    return scan_options(erase_options(f), data_help)
+    f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
+    return setting_options(REGISTRY_OPTIONS, helps={"data_uri": data_help})(f)
 
 
 def _registry_settings(options: dict):
-    """(JobSettings, the data URI override) from registry_options; unset options keep the job's defaults."""
+    """(JobSettings, the data URI override) from registry_options: the base settings carry no
+    data URI, since each version is judged on its own (registry.versions.data_uri_for)."""
     from baerase_mlops.registry.job import JobSettings
 
-    mean, std = _floats(options["mean"], "--mean"), _floats(options["std"], "--std")
-    chosen = {
-        "threshold": options["threshold"], "recovery_steps": options["steps"], "target_asr": options["target_asr"],
-        "max_accuracy_drop": options["max_accuracy_drop"], "clean_fraction": options["clean_fraction"],
-    }  # fmt: skip
-    settings = JobSettings(
-        model_uri="", method=options["method"], unlearning=options["unlearning"], device=options["device"], seed=options["seed"],
-        trust_pickle=options["trust_pickle"], mean=tuple(mean) if mean else None, std=tuple(std) if std else None,
-        skip_validation=options["skip_validation"], **{k: v for k, v in chosen.items() if v is not None},
-    )  # fmt: skip
-    return settings, options["data_uri"]
+    return JobSettings.from_options({k: v for k, v in options.items() if k != "data_uri"}), options["data_uri"]
 
 
-def _gate_policy(max_asr: float | None, settings):
+def _gate_policy(max_asr: float, settings):
     from baerase_mlops.config import GatePolicy
 
-    return GatePolicy(max_asr=GatePolicy.max_asr if max_asr is None else max_asr, max_accuracy_drop=settings.max_accuracy_drop)
+    return GatePolicy(max_asr=max_asr, max_accuracy_drop=settings.max_accuracy_drop)
 
 
 @main.command("gate")
 @click.argument("model_uri")
 @click.option("--alias", required=True, help="The alias to set when the version passed (e.g. champion).")
-@click.option("--max-asr", type=float, default=None, help="Largest ASR a cleaned version may keep [default: 0.02].")
-@click.option("--erase/--no-erase", default=True, show_default=True, help="When the gate scans and finds a backdoor, erase it and register the cleaned version.")
+@setting_option("max_asr")
+@setting_option("erase", flags=("--erase/--no-erase",))
 @registry_options
 def gate_cmd(model_uri, alias, max_asr, erase, **options) -> int:
     """Set ALIAS on MODEL_URI only if it passed (verdict clean, or cleaned within bounds); scan
@@ -290,14 +317,11 @@ def gate_cmd(model_uri, alias, max_asr, erase, **options) -> int:
 
 
 @main.command("scan-registry")
-@click.option("--filter", "filter_string", default=None, help="Registered-model search filter, e.g. \"name LIKE 'clf%'\" [default: every model].")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True, help="A local process pool, or one Ray task per version.")
-@click.option("--workers", type=int, default=None, help="Scans at once [default: 2].")
-@click.option("--ray-address", default=None, help="Ray cluster to use [default: RAY_ADDRESS, else a local instance].")
-@click.option("--erase/--scan-only", default=True, show_default=True, help="Erase found backdoors and register cleaned versions, or write verdicts only.")
+@setting_options(("filter", "executor", "workers", "ray_address"))
+@setting_option("erase", flags=("--erase/--scan-only",))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("baerase-registry-scan"), show_default=True, help="Summary folder (JSON, Markdown, HTML).")
 @registry_options
-def scan_registry_cmd(filter_string, executor, workers, ray_address, erase, out_dir, **options) -> int:
+def scan_registry_cmd(filter, executor, workers, ray_address, erase, out_dir, **options) -> int:
     """Scan every registered version whose verdict is not current. Exit 0: no open backdoor,
     1: a version carries a backdoor with no cleaned version, 2: a scan failed, 3: nothing matched."""
     from dataclasses import replace
@@ -308,7 +332,7 @@ def scan_registry_cmd(filter_string, executor, workers, ray_address, erase, out_
     from baerase_mlops.report.registry_console import print_registry_scan
 
     settings, data_uri = _registry_settings(options)
-    config = replace(RegistryScanConfig(), executor=executor, erase=erase, ray_address=ray_address, **({"workers": workers} if workers is not None else {}))
+    config = replace(RegistryScanConfig(), executor=executor, erase=erase, ray_address=ray_address, workers=workers)
     client = connect_registry()
     with _progress(options["quiet"]) as progress:
         total = {"n": 0, "done": 0}
@@ -321,7 +345,7 @@ def scan_registry_cmd(filter_string, executor, workers, ray_address, erase, out_
             total["done"] += 1
             progress("registry scan", total["done"], total["n"])
 
-        result = run_registry_scan(client, settings, config, filter_string, data_uri, out_dir, planned, done)
+        result = run_registry_scan(client, settings, config, filter, data_uri, out_dir, planned, done)
     print_registry_scan(result)
     return result.exit_code()
 
@@ -329,38 +353,42 @@ def scan_registry_cmd(filter_string, executor, workers, ray_address, erase, out_
 @main.command("audit")
 @click.argument("model_uri", required=False)
 @click.option("--registry", "whole_registry", is_flag=True, help="Audit every registered model (with --filter, those that match).")
-@click.option("--filter", "filter_string", default=None, help="Registered-model search filter (with --registry).")
+@setting_option("filter", help="Registered-model search filter (with --registry).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif", "markdown"]), default="table", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here [default: stdout].")
-@click.option("--strict", is_flag=True, help="Also exit 1 on versions never scanned, failed scans, and backdoored versions that have a cleaned successor.")
+@click.option("--strict", is_flag=True, help="Also exit 1 on versions never scanned, failed scans, backdoored versions that have a cleaned successor, and cleaned versions outside the bounds.")
+@setting_option("max_asr", help="Largest ASR a cleaned version holding an alias may keep.")
 @registry_options
-def audit_cmd(model_uri, whole_registry, filter_string, fmt, output, strict, **options) -> int:
+def audit_cmd(model_uri, whole_registry, filter, fmt, output, strict, max_asr, **options) -> int:
     """What the registry records for MODEL_URI (models:/name for every version) or --registry.
-    Exit 0: no open backdoor, 1: a backdoored version with no cleaned version, 2: error, 3: nothing to audit."""
-    from baerase_mlops.registry.audit import audit_exit_code, audit_versions
+
+    Exit 0: safe; 1: the version asked about (models:/name/N, @alias) carries a backdoor, even
+    with a cleaned version, or an alias points at a version that has not passed the gate, or a
+    backdoored version has no cleaned version; 2: error; 3: nothing to audit."""
+    from baerase_mlops.registry.audit import audit_exit_code, audit_versions, is_one_version
     from baerase_mlops.registry.versions import connect_registry
     from baerase_mlops.report.audit_report import render_audit
     from baerase_mlops.report.console import write_rendered
 
     settings, data_uri = _registry_settings(options)
-    rows = audit_versions(connect_registry(), model_uri, whole_registry, settings, filter_string, data_uri)
+    policy = _gate_policy(max_asr, settings)
+    rows = audit_versions(connect_registry(), model_uri, whole_registry, settings, filter, data_uri, policy=policy)
     write_rendered(render_audit(rows, fmt), output)
-    return audit_exit_code(rows, strict)
+    one_version = is_one_version(model_uri)
+    code = audit_exit_code(rows, strict, one_version=one_version)
+    if code != ExitCode.PASSED and one_version:
+        say(rows[0].decision.reason)  # names the cleaned version to use instead, where there is one
+    return code
 
 
 @main.command("serve-webhooks")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8787, show_default=True)
+@setting_options(("host", "port"))
 @click.option("--queue", "queue_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("baerase-webhooks.sqlite"), show_default=True, help="The durable job queue (SQLite).")
 @click.option("--secret", envvar="BAERASE_WEBHOOK_SECRET", default=None, help="The webhook's signing secret [env: BAERASE_WEBHOOK_SECRET].")
-@click.option("--protect", default="champion,production", show_default=True, help="Comma-separated aliases that only versions that passed may hold.")
-@click.option("--workers", type=int, default=None, help="Scans at once; 0 only queues [default: 1].")
-@click.option("--lease", "lease_s", type=float, default=None, help="Seconds a claimed job stays claimed without renewal [default: 120].")
-@click.option("--tolerance", "tolerance_s", type=int, default=None, help="Largest age (seconds) of a delivery [default: 300].")
-@click.option("--max-asr", type=float, default=None, help="Largest ASR a cleaned version may keep [default: 0.02].")
-@click.option("--erase/--scan-only", default=True, show_default=True)
+@setting_options(("protect", "webhook_workers", "lease_s", "tolerance_s", "max_asr"))
+@setting_option("erase", flags=("--erase/--scan-only",))
 @registry_options
-def serve_webhooks_cmd(host, port, queue_path, secret, protect, workers, lease_s, tolerance_s, max_asr, erase, **options) -> int:
+def serve_webhooks_cmd(host, port, queue_path, secret, protect, webhook_workers, lease_s, tolerance_s, max_asr, erase, **options) -> int:
     """Receive MLflow's registry webhooks: scan every new version, keep protected aliases on
     versions that passed. Runs until interrupted (SIGINT/SIGTERM)."""
     import logging
@@ -376,11 +404,11 @@ def serve_webhooks_cmd(host, port, queue_path, secret, protect, workers, lease_s
 
     secret = check_secret(secret)
     settings, data_uri = _registry_settings(options)
-    given = {"workers": workers, "lease_s": lease_s, "tolerance_s": tolerance_s}
     protected = tuple(a.strip() for a in protect.split(",") if a.strip())
-    config = replace(WebhookConfig(), host=host, port=port, protected_aliases=protected, erase=erase, **{k: v for k, v in given.items() if v is not None})
-    if config.workers < 0:
-        raise click.BadParameter("must be 0 or more", param_hint="--workers")
+    config = replace(
+        WebhookConfig(), host=host, port=port, protected_aliases=protected, erase=erase,
+        workers=webhook_workers, lease_s=lease_s, tolerance_s=tolerance_s,
+    )  # fmt: skip
     connect_registry()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     queue = JobQueue(queue_path)

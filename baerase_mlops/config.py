@@ -7,7 +7,9 @@ was measured.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -182,3 +184,275 @@ class WebhookConfig:
     max_attempts: int = 3  # claims of one job before it is marked failed
     poll_s: float = 1.0  # how often an idle worker looks at the queue
     erase: bool = True  # erase a found backdoor and register the cleaned version (the main job)
+
+
+# ---------------------------------------------------------------------------------------------
+# The settings schema: every option a user sets (a `baerase` flag, an MLproject parameter, a
+# field of the webhook job payload), defined once with its type, default, help and valid range.
+# The CLI (cli.py), the MLproject's entry scripts (pipelines/) and registry.job.JobSettings take
+# their options, defaults and checks from here; tests/test_settings_schema.py fails when the
+# MLproject drifts from it.
+# ---------------------------------------------------------------------------------------------
+
+KINDS = ("str", "int", "float", "bool", "floats")
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One option. ``convert`` turns what a user gave (a string from a command line or an
+    MLproject, or an already typed value from Python or JSON) into the typed value, or raises
+    ``UsageError`` naming the option and the problem, so every entry point refuses the same
+    values with the same words."""
+
+    name: str  # the JobSettings field, the MLproject parameter, the payload key
+    kind: str  # one of KINDS; "floats" is comma-separated numbers (a tuple)
+    default: Any
+    help: str
+    flag: str | None = None  # the `baerase` CLI's own spelling, where it predates the schema (--data, --steps)
+    minimum: float | None = None
+    minimum_open: bool = False  # the minimum itself is refused (> rather than >=)
+    maximum: float | None = None
+    choices: str | tuple[str, ...] | None = None  # a tuple, or "recovery"/"unlearning": that method registry
+    # In an MLproject (whose floats cannot be empty) this value stands for "not given" (None).
+    unset: Any = ""
+    check: str | None = None  # a further check: "device"
+    required: bool = False
+    why: str = ""  # said after a refused minimum: where the bound comes from
+
+    @property
+    def option(self) -> str:
+        """The flag of the MLproject's entry scripts, and the CLI's second spelling."""
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return (self.flag, self.option) if self.flag and self.flag != self.option else (self.option,)
+
+    def choice_names(self) -> tuple[str, ...] | None:
+        if self.choices == "recovery":
+            from baerase_mlops.core.recovery import RECOVERY_METHODS
+
+            return tuple(RECOVERY_METHODS)
+        if self.choices == "unlearning":
+            from baerase_mlops.core.unlearning import UNLEARNING_METHODS
+
+            return tuple(UNLEARNING_METHODS)
+        return self.choices  # type: ignore[return-value]
+
+    def convert(self, value: Any, label: str | None = None) -> Any:
+        """The typed, checked value of ``value``; ``label`` names the option in the message."""
+        from baerase_mlops.errors import UsageError
+
+        label = label or self.flags[0]
+        if isinstance(value, str):
+            value = value.strip()
+        if value is None or (self.default is None and (value == "" or _same(value, self.unset))):
+            if self.required:
+                raise UsageError(f"{label}: a value is required")
+            return None
+        try:
+            typed = _typed(self.kind, value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{label}: expected {_KIND_WORDS[self.kind]}, got {value!r}") from None
+        problem = self._problem(typed)
+        if problem:
+            raise UsageError(f"{label}: {problem}, got {_shown(value)}")
+        if self.check == "device" and (problem := _device_problem(typed)):
+            raise UsageError(f"{label}: {problem}")
+        return typed
+
+    def _problem(self, value: Any) -> str | None:
+        names = self.choice_names()
+        if names is not None and value not in names:
+            return f"choose one of {', '.join(names)}"
+        for number in value if isinstance(value, tuple) else (value,):
+            if isinstance(number, float) and not math.isfinite(number):
+                return "must be a finite number"
+            if self.minimum is not None and (number <= self.minimum if self.minimum_open else number < self.minimum):
+                return f"must be {'greater than' if self.minimum_open else 'at least'} {self.minimum:g}{self.why}"
+            if self.maximum is not None and number > self.maximum:
+                return f"must be at most {self.maximum:g}"
+        return None
+
+    def mlproject(self, default: Any = None) -> dict[str, Any]:
+        """This option as an MLproject parameter: its type, and its default as MLflow passes it."""
+        if self.required:
+            return {"type": "string"}
+        value = self.default if default is None else default
+        kind = "float" if self.kind in ("int", "float") else "string"
+        if value is None:
+            value = self.unset
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, tuple):
+            value = ",".join(f"{v:g}" for v in value)
+        return {"type": kind, "default": value}
+
+
+_KIND_WORDS = {
+    "str": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "floats": "comma-separated numbers, e.g. 0.5,0.5,0.5",
+}
+
+
+def _same(value: Any, unset: Any) -> bool:
+    try:
+        return unset != "" and float(value) == float(unset)
+    except (TypeError, ValueError):
+        return False
+
+
+def _shown(value: Any) -> str:
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, tuple) else repr(value)
+
+
+def _typed(kind: str, value: Any) -> Any:
+    if kind == "str":
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return value
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        raise ValueError(value)
+    if kind == "floats":
+        parts = value.split(",") if isinstance(value, str) else list(value)
+        if not parts or any(isinstance(p, bool) for p in parts):
+            raise ValueError(value)
+        return tuple(float(p) for p in parts)
+    if isinstance(value, bool):
+        raise TypeError(value)
+    number = float(value)  # MLproject floats arrive as "400" or "400.0"
+    if kind == "float":
+        return number
+    if not number.is_integer():
+        raise ValueError(value)
+    return int(number)
+
+
+def _device_problem(device: str) -> str | None:
+    """Why ``device`` is not there, or None: checked before any model or data is loaded."""
+    from baerase_mlops.core.runtime import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+_RECOVERY, _DETECTION, _UNLEARNING = RecoveryConfig(), DetectionConfig(), UnlearningConfig()
+_FRACTION = {"minimum": 0.0, "maximum": 1.0}
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        # The model and its clean data.
+        Setting("model_uri", "str", None, "models:/name/N, models:/name@alias, models:/name/latest, runs:/..., a path",
+                required=True),
+        Setting("data_uri", "str", None, "the defender's clean set (builtin:, .npz, an image folder, s3://)",
+                flag="--data"),
+        Setting("clean_fraction", "float", None,
+                "share of the data used as the clean set; 0 or unset: 5% of a lab model's training split, else all",
+                minimum=0.0, minimum_open=True, maximum=1.0, unset=0.0),
+        Setting("skip_validation", "bool", False,
+                "skip the Great Expectations validation of the clean set (recorded in the report)"),
+        Setting("mean", "floats", None, "per-channel mean the model expects (comma-separated), with std: "
+                "the tool wraps the model so that it takes [0, 1] pixels"),
+        Setting("std", "floats", None, "per-channel std the model expects (comma-separated), with mean",
+                minimum=0.0, minimum_open=True),
+        Setting("trust_pickle", "bool", False, "allow a pickled model (modelscan scans it first)"),
+        # The scan.
+        Setting("method", "str", ScanConfig.method, "trigger recovery method", choices="recovery"),
+        Setting("threshold", "float", _DETECTION.threshold, "anomaly index above which a class is flagged",
+                minimum=0.0, minimum_open=True),
+        Setting("recovery_steps", "int", _RECOVERY.steps,
+                "trigger-recovery optimiser steps; fewer for a quick, less certain scan",
+                flag="--steps", minimum=_RECOVERY.round_steps, why=" (one round of the cost schedule)"),
+        Setting("device", "str", "auto", "auto (CUDA when present), cpu, cuda or cuda:N", check="device"),
+        Setting("seed", "int", _RECOVERY.seed, "seed of the split, the recovery and the unlearning", minimum=0),
+        # The erasure.
+        Setting("unlearning", "str", "baerase", "unlearning method", choices="unlearning"),
+        Setting("target_asr", "float", _UNLEARNING.target_asr,
+                "unlearning stops once the recovered-trigger ASR is at or under this", **_FRACTION),
+        Setting("max_accuracy_drop", "float", _UNLEARNING.max_accuracy_drop,
+                "largest clean-accuracy loss a cleaned model may have (also the gate's bound)", **_FRACTION),
+        # The MLflow job.
+        Setting("register", "bool", True, "register the cleaned model as a new version"),
+        Setting("force", "bool", False, "scan again even if the version has a current verdict"),
+        Setting("fail_on_backdoor", "bool", False, "exit 1 when a scanned version carries a backdoor"),
+        Setting("registered_model_name", "str", None, "where to register when model_uri is not a registry version"),
+        # The promotion gate.
+        Setting("alias", "str", "champion", "the alias to set when the version passed"),
+        Setting("max_asr", "float", GatePolicy.max_asr, "largest ASR a cleaned version may keep", **_FRACTION),
+        Setting("erase", "bool", RegistryScanConfig.erase,
+                "erase a backdoor the scan finds and register the cleaned version (false: verdicts only)"),
+        Setting("fail_on_refusal", "bool", False, "exit 1 when the gate refuses"),
+        # Registry scans.
+        Setting("filter", "str", None, "registered-model search filter, e.g. \"name LIKE 'clf%'\"; unset: every model"),
+        Setting("executor", "str", RegistryScanConfig.executor, "local (a process pool) or ray (one task per version)",
+                choices=("local", "ray")),
+        Setting("workers", "int", RegistryScanConfig.workers, "scans at once", minimum=1),
+        Setting("ray_address", "str", RegistryScanConfig.ray_address,
+                "Ray cluster to use; unset: RAY_ADDRESS, else a local instance"),
+        # The webhook receiver (`baerase serve-webhooks`).
+        Setting("host", "str", WebhookConfig.host, "address the receiver listens on"),
+        Setting("port", "int", WebhookConfig.port, "port the receiver listens on", minimum=1, maximum=65535),
+        Setting("protect", "str", ",".join(WebhookConfig.protected_aliases),
+                "comma-separated aliases that only versions that passed may hold"),
+        Setting("webhook_workers", "int", WebhookConfig.workers, "concurrent scans; 0 only queues",
+                flag="--workers", minimum=0),
+        Setting("lease_s", "float", WebhookConfig.lease_s, "seconds a claimed job stays claimed without renewal",
+                flag="--lease", minimum=0.0, minimum_open=True),
+        Setting("tolerance_s", "int", WebhookConfig.tolerance_s, "largest age (seconds) of a delivery",
+                flag="--tolerance", minimum=1),
+    )
+}
+
+# The fields of registry.job.JobSettings, in order: what a job, and the webhook job payload, carries.
+JOB_FIELDS = (
+    "model_uri", "data_uri", "threshold", "clean_fraction", "target_asr", "max_accuracy_drop", "method",
+    "recovery_steps", "unlearning", "device", "seed", "register", "force", "trust_pickle", "mean", "std",
+    "registered_model_name", "skip_validation",
+)  # fmt: skip
+# Option groups, as the commands take them.
+SCAN_OPTIONS = ("data_uri", "clean_fraction", "skip_validation", "method", "threshold", "recovery_steps", "seed", "device")
+ERASE_OPTIONS = ("unlearning", "target_asr", "max_accuracy_drop")
+# The job settings every registry entry point shares (besides the model URI).
+REGISTRY_OPTIONS = SCAN_OPTIONS + ERASE_OPTIONS + ("trust_pickle", "mean", "std")
+
+# The MLproject's entry points and their parameters, in order, with defaults that differ from
+# the schema's. `main`, `scan` and `erase` default to the registry commands' clean set, so that
+# a verdict the job writes is current for the gate, the registry scan and the audit.
+MLPROJECT = {
+    "main": (("model_uri",) + REGISTRY_OPTIONS + ("register", "force", "fail_on_backdoor", "registered_model_name"),
+             {"data_uri": REGISTRY_DEFAULT_DATA_URI}),
+    "scan": (("model_uri",) + SCAN_OPTIONS + ("trust_pickle", "mean", "std", "force", "fail_on_backdoor"),
+             {"data_uri": REGISTRY_DEFAULT_DATA_URI}),
+    "erase": (("model_uri",) + REGISTRY_OPTIONS + ("register", "force", "registered_model_name"),
+              {"data_uri": REGISTRY_DEFAULT_DATA_URI}),
+    "gate": (("model_uri", "alias", "max_asr", "erase", "fail_on_refusal") + REGISTRY_OPTIONS, {}),
+    "registry_scan": (("filter", "executor", "workers", "erase", "fail_on_backdoor") + REGISTRY_OPTIONS, {}),
+}
+
+
+def mlproject_parameters(entry_point: str) -> dict[str, dict[str, Any]]:
+    """What the MLproject must declare for ``entry_point``: each parameter's type and default."""
+    names, defaults = MLPROJECT[entry_point]
+    return {name: SETTINGS[name].mlproject(defaults.get(name)) for name in names}
+
+
+def check_normalisation(mean: tuple[float, ...] | None, std: tuple[float, ...] | None) -> None:
+    """mean and std come together, one number per channel each."""
+    from baerase_mlops.errors import UsageError
+
+    if (mean is None) != (std is None):
+        raise UsageError("--mean and --std go together: give both or neither")
+    if mean is not None and std is not None and len(mean) != len(std):
+        raise UsageError(f"--mean has {len(mean)} numbers but --std has {len(std)}: give one per channel each")

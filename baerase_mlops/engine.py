@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from baerase_mlops.config import ScanConfig, UnlearningConfig, ValidationConfig
-from baerase_mlops.core.contract import InputContract
+from baerase_mlops.contract import InputContract
 from baerase_mlops.core.metrics import accuracy
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
 from baerase_mlops.core.scan import Scanner, ScanResult, recovered_trigger_asr

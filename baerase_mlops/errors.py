@@ -1,13 +1,18 @@
-"""Errors the user can act on, each tied to the exit code of DESIGN.md.
+"""Errors the user can act on, each tied to the exit code of DESIGN.md, and the boundary that
+turns any failure into an exit code and one line.
 
-Every failure that is the user's to fix (a wrong path, data that do not fit the
-model, a registry version that does not exist) is raised as a ``BaeraseError``
-subclass with a message that names the problem; the CLI prints the message and
-exits with ``exit_code``. Anything else is a bug and keeps its traceback.
+Every failure that is the user's to fix (a wrong path, data that do not fit the model, a
+registry version that does not exist) is raised as a ``BaeraseError`` subclass with a message
+that names the problem. ``at_boundary`` prints that message and returns its exit code; it also
+reads the core's ``ValueError`` as a usage error and an MLflow failure as a registry error. No
+failure ever exits 1, which means "backdoor found" (a crash of Python itself would).
 """
 
 from __future__ import annotations
 
+import sys
+import traceback
+from collections.abc import Callable
 from enum import IntEnum
 
 
@@ -49,3 +54,40 @@ class NothingToScanError(BaeraseError):
     """The selection matched no model version."""
 
     exit_code = ExitCode.NOTHING_TO_SCAN
+
+
+def say(message: str) -> None:
+    """One line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def at_boundary(work: Callable[[], int | None]) -> int:
+    """Run ``work`` (an entry point's whole job) and return its exit code; a failure prints one
+    line naming the problem and returns 2 (error) or 4 (usage), never 1."""
+    try:
+        return int(work() or 0)
+    except BaeraseError as exc:
+        say(f"error: {exc}")
+        return exc.exit_code
+    except ValueError as exc:  # the core refusing a value it was given: the user's to fix
+        say(f"error: {exc}")
+        return ExitCode.USAGE
+    except OSError as exc:  # a file that cannot be read or written, a connection refused
+        say(f"error: {exc}")
+        return ExitCode.ERROR
+    except Exception as exc:  # noqa: BLE001 - the boundary: no failure may exit 1 (Python's own code for a crash)
+        message = _mlflow_message(exc)
+        if message is not None:
+            say(f"error: registry error: {message}")
+            return ExitCode.ERROR
+        traceback.print_exc()  # a bug: its traceback is what a report needs
+        say(f"error: internal error ({type(exc).__name__}); please report it with the traceback above")
+        return ExitCode.ERROR
+
+
+def _mlflow_message(exc: Exception) -> str | None:
+    """The message of an ``MlflowException`` (without importing MLflow when it was never loaded)."""
+    mlflow_exceptions = sys.modules.get("mlflow.exceptions")
+    if mlflow_exceptions is not None and isinstance(exc, mlflow_exceptions.MlflowException):
+        return str(exc.message)
+    return None

@@ -15,39 +15,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import click  # noqa: E402
 
 from baerase_mlops.errors import ExitCode  # noqa: E402
-from pipelines.common import job_settings, optional, run_or_exit, settings_options  # noqa: E402
+from pipelines.common import entry_point_options, job_settings, run  # noqa: E402
 
 
 @click.command()
-@click.option("--model-uri", required=True)
-@click.option("--alias", required=True)
-@click.option("--max-asr", type=float, default=0.02)
-@click.option("--erase", type=bool, default=True)
-@click.option("--fail-on-refusal", type=bool, default=False)
-@settings_options
-def main(model_uri, alias, max_asr, erase, fail_on_refusal, **options) -> None:
+@entry_point_options("gate")
+def main(model_uri, alias, max_asr, erase, fail_on_refusal, data_uri, **options) -> int:
     import mlflow
 
     from baerase_mlops.config import GatePolicy
+    from baerase_mlops.registry.gate import run_gate
     from baerase_mlops.registry.versions import connect_registry
     from baerase_mlops.report.console import progress_bars
     from baerase_mlops.report.registry_console import print_gate
-    from baerase_mlops.registry.gate import run_gate
 
     run_id = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run`'s run: the scan (if any) resumes it first
-
-    def work() -> int:
-        settings = job_settings("", options)
-        policy = GatePolicy(max_asr=max_asr, max_accuracy_drop=settings.max_accuracy_drop)
-        with progress_bars() as progress:
-            result = run_gate(connect_registry(), model_uri, alias, settings, policy, optional(options["data_uri"]), erase, progress)
-        print_gate(result)
-        with mlflow.start_run(run_id=run_id, run_name=f"baerase gate {result.model} -> {alias}"):
-            mlflow.set_tags({"gate.model": result.model, "gate.alias": alias, "gate.decision": "promoted" if result.promoted else "refused", "gate.reason": result.decision.reason[:5000]})
-        return ExitCode.BACKDOOR if fail_on_refusal and not result.promoted else ExitCode.PASSED
-
-    run_or_exit(work)
+    settings = job_settings(options)  # the data URI is resolved per version (data_uri: the override)
+    policy = GatePolicy(max_asr=max_asr, max_accuracy_drop=settings.max_accuracy_drop)
+    with progress_bars() as progress:
+        result = run_gate(connect_registry(), model_uri, alias, settings, policy, data_uri, erase, progress)
+    print_gate(result)
+    with mlflow.start_run(run_id=run_id, run_name=f"baerase gate {result.model} -> {alias}"):
+        mlflow.set_tags({
+            "gate.model": result.model, "gate.alias": alias, "gate.decision": "promoted" if result.promoted else "refused",
+            "gate.reason": result.decision.reason[:5000],
+        })  # fmt: skip
+    return ExitCode.BACKDOOR if fail_on_refusal and not result.promoted else ExitCode.PASSED
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -130,3 +130,53 @@ def test_exit_codes(registry, audited_model):
     assert missing.exit_code == 2 and "does not exist" in missing.output
     assert audit(f"models:/{audited_model}", "--registry").exit_code == 4
     assert audit("--registry", "--filter", "name LIKE").exit_code == 4
+
+
+def test_one_version_with_a_backdoor_exits_1_even_when_cleaned_and_names_the_cleaned_version(registry, audited_model):
+    cleaned_twin = audit(f"models:/{audited_model}/2")
+    assert cleaned_twin.exit_code == 1
+    assert f"models:/{audited_model}/3" in cleaned_twin.output
+    assert audit(f"models:/{audited_model}/2", "--format", "json").exit_code == 1
+    assert audit(f"models:/{audited_model}/4").exit_code == 1  # no cleaned version at all
+
+
+@pytest.fixture(scope="module")
+def tidy_model(mlflow_server, lab_model_factory):
+    """A registry where every backdoor was cleaned: v1 backdoor cleaned into v2 (champion, ASR
+    0.4%), v3 never scanned and holding no alias."""
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    client = mlflow.MlflowClient()
+    lab = lab_model_factory("clean")
+    name = f"tidy-{uuid.uuid4().hex[:6]}"
+    first = register_lab_model(lab.model, lab.spec, name, fmt="state_dict+spec")
+    for _ in range(2):
+        client.create_model_version(name, first.source, run_id=first.run_id)
+    current = T.config_hash(settings_for(JobSettings(model_uri=""), version_info(client, name, "1")).verdict_settings())
+    backdoor = {
+        T.TOOL_VERSION: __version__, T.CONFIG_HASH: current, T.DATA_URI: "builtin:mnist", T.SCANNED_AT: T.now(),
+        T.ANOMALY_INDEX: "6.1", T.FLAGGED_CLASSES: "[0]", T.ASR_BEFORE: "0.99", T.ACCURACY_BEFORE: "0.97",
+        T.ASR_AFTER: "0.004", T.ACCURACY_AFTER: "0.965",
+    }  # fmt: skip
+    write_tags(client, name, "1", {**backdoor, T.CLEANED_VERSION: "2", T.VERDICT: "backdoor"})
+    write_tags(client, name, "2", {**backdoor, T.SOURCE_VERSION: "1", T.VERDICT: "cleaned"})
+    client.set_registered_model_alias(name, "champion", "2")
+    return name
+
+
+def test_registry_with_every_backdoor_cleaned_and_aliases_on_passing_versions_exits_0(registry, tidy_model):
+    assert audit("--registry", "--filter", f"name = '{tidy_model}'").exit_code == 0
+    assert audit(f"models:/{tidy_model}").exit_code == 0
+    assert audit("--registry", "--filter", f"name = '{tidy_model}'", "--strict").exit_code == 1  # v3 never scanned
+
+
+def test_registry_audit_exits_1_when_an_alias_points_at_a_version_that_has_not_passed(registry, tidy_model):
+    registry.set_registered_model_alias(tidy_model, "staging", "3")  # never scanned
+    try:
+        result = audit("--registry", "--filter", f"name = '{tidy_model}'", "--format", "json")
+        assert result.exit_code == 1
+    finally:
+        registry.delete_registered_model_alias(tidy_model, "staging")
+    # champion's cleaned version keeps 0.4% ASR: over a stricter bound, the alias has not passed
+    assert audit("--registry", "--filter", f"name = '{tidy_model}'", "--max-asr", "0.001").exit_code == 1

@@ -1,16 +1,6 @@
-"""Plain JSON values: lists instead of tuples, null instead of NaN or infinity."""
+"""Moved to :mod:`baerase_mlops.jsonable` (data/validate needs it, and data must not import core);
+kept so that existing imports keep working."""
 
-from __future__ import annotations
+from baerase_mlops.jsonable import json_safe
 
-import math
-from typing import Any
-
-
-def json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
+__all__ = ["json_safe"]

@@ -8,7 +8,7 @@ are measured (recovered-trigger ASR). Nothing here knows the attack.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,12 +18,13 @@ from torch import nn
 from baerase_mlops import __version__
 from baerase_mlops.config import ScanConfig
 from baerase_mlops.core.classifier import check_classifier, frozen
-from baerase_mlops.core.contract import InputContract
+from baerase_mlops.contract import InputContract
 from baerase_mlops.core.detection import AnomalyDetector
-from baerase_mlops.core.jsonable import json_safe
+from baerase_mlops.jsonable import json_safe
 from baerase_mlops.core.metrics import predict
 from baerase_mlops.core.recovery import RECOVERY_METHODS, RecoveryResult
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
+from baerase_mlops.core.triggers import stamp
 from baerase_mlops.data.imageset import ImageSet
 from baerase_mlops.data.split import stratified_split
 from baerase_mlops.errors import DataError
@@ -124,7 +125,7 @@ def recovered_trigger_asr(
         return float("nan")
     x = x.repeat(draws, 1, 1, 1)
     mask, pattern = recovery.sample(label, len(x), generator)
-    stamped = (1.0 - mask) * x + mask * pattern
+    stamped = stamp(x, mask, pattern)
     return float((predict(model, stamped, device) == label).float().mean())
 
 
@@ -186,7 +187,3 @@ class Scanner:
             config=asdict(c),
         )
         return ScanResult(verdict, recovery, optimisation, holdout)
-
-
-def with_seed(config: ScanConfig, seed: int) -> ScanConfig:
-    return replace(config, recovery=replace(config.recovery, seed=seed))

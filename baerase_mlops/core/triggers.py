@@ -12,8 +12,3 @@ def stamp(x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> torch.T
     values in [0, 1]; ``pattern`` as (N or 1) x C x H x W in [0, 1].
     """
     return (1.0 - mask) * x + mask * pattern
-
-
-def mask_l1(mask: torch.Tensor) -> torch.Tensor:
-    """The L1 norm of each mask (the Neural Cleanse trigger size), over all but the first dim."""
-    return mask.flatten(1).abs().sum(dim=1)

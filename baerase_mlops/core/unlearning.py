@@ -36,6 +36,7 @@ from baerase_mlops.core.metrics import accuracy
 from baerase_mlops.core.recovery import RecoveryResult
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device, seed_everything
 from baerase_mlops.core.scan import recovered_trigger_asr
+from baerase_mlops.core.triggers import stamp
 from baerase_mlops.data.imageset import ImageSet
 
 
@@ -177,7 +178,7 @@ class Unlearner(ABC):
                     mask, pattern = family(family.noise(count, generator, x.device))
                     scale = 1.0 + (amplify - 1.0) * torch.rand(count, 1, 1, 1, generator=generator).to(x.device)
                     mask = (mask[0] * scale).clamp(0.0, 1.0)
-                    stamped[rows] = (1.0 - mask) * x[rows] + mask * pattern[0]
+                    stamped[rows] = stamp(x[rows], mask, pattern[0])
         return stamped
 
 

@@ -14,6 +14,7 @@ import os
 from pathlib import PurePosixPath
 from typing import Any
 
+from baerase_mlops.data.formats import IMAGE_SUFFIXES, read_class_files, read_npz_bytes
 from baerase_mlops.data.imageset import ImageSet
 from baerase_mlops.errors import DataError
 
@@ -58,8 +59,6 @@ def s3_client() -> Any:
 
 def read_s3(uri: str) -> ImageSet:
     """The set at ``uri`` as stored (values unchecked, as :func:`.sources.read_images`)."""
-    from baerase_mlops.data.sources import read_npz_bytes
-
     path_part, _, fragment = uri.partition("#")
     bucket, key = split_s3_uri(path_part)
     client = s3_client()
@@ -72,8 +71,6 @@ def read_s3(uri: str) -> ImageSet:
 
 def read_s3_image_folder(client: Any, bucket: str, key: str, uri: str) -> ImageSet:
     """``prefix/<class>/<image>`` keys under ``key`` as an image folder."""
-    from baerase_mlops.data.sources import IMAGE_SUFFIXES, read_class_files
-
     prefix = key.rstrip("/") + "/" if key else ""
     files = []
     for k in list_keys(client, bucket, prefix, uri):

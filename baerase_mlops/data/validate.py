@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from baerase_mlops.config import ValidationConfig
-from baerase_mlops.core.contract import InputContract
-from baerase_mlops.core.jsonable import json_safe
+from baerase_mlops.contract import InputContract
 from baerase_mlops.data.imageset import ImageSet, looks_like_0_255
 from baerase_mlops.errors import DataError
+from baerase_mlops.jsonable import json_safe
 
 SAMPLES, CLEAN_SET, CLASSES = "samples", "clean_set", "classes"
 TABLE_KEYS = {SAMPLES: "index", CLEAN_SET: "index", CLASSES: "label"}  # the column that names an offending row

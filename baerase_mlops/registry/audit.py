@@ -11,19 +11,32 @@ import json
 import re
 from dataclasses import dataclass
 
-from baerase_mlops.errors import ExitCode, NothingToScanError, UsageError
+from baerase_mlops.config import GatePolicy
+from baerase_mlops.errors import ExitCode, NothingToScanError, RegistryError, UsageError
 from baerase_mlops.registry import tags as T
+from baerase_mlops.registry.gate import Decision, evaluate
 from baerase_mlops.registry.job import JobSettings
-from baerase_mlops.registry.versions import VersionInfo, is_current, model_versions, settings_for, version_info, walk_registry
+from baerase_mlops.registry.versions import (
+    VersionInfo,
+    is_current,
+    model_versions,
+    settings_for,
+    version_info,
+    walk_registry,
+)
 
 NOT_SCANNED = "not scanned"
+DEFAULT_POLICY = GatePolicy()
 _WHOLE_MODEL = re.compile(r"^models:/(?P<name>[^/@]+)/?$")
 
-# Findings, from worst to mildest: (id, SARIF level, what it means)
+# The audit's findings (the non-None findings of registry.gate.JUDGING), from worst to mildest:
+# id: (SARIF level, what it means).
 FINDINGS = {
     "backdoor": ("error", "carries a backdoor and no cleaned version of it is registered"),
     "backdoor-cleaned": ("warning", "carries a backdoor; a cleaned version is registered: promote that one"),
+    "cleaned-outside-bounds": ("warning", "a cleaned version whose ASR or accuracy loss is outside the gate's bounds"),
     "scan-error": ("warning", "the scan could not judge the model"),
+    "unknown-verdict": ("warning", "the baerase.verdict tag holds no verdict this tool knows"),
     "not-scanned": ("warning", "never scanned: nothing is known about a backdoor"),
     "stale": ("note", "the verdict was written by another tool version or with other settings"),
 }
@@ -34,22 +47,31 @@ class AuditRow:
     info: VersionInfo
     current: bool  # the verdict is current for this tool version and the audit's settings
     successor: str | None  # the cleaned version, when it is registered
+    policy: GatePolicy = DEFAULT_POLICY  # what an alias holder must pass
 
     @property
     def verdict(self) -> str:
         return self.info.recorded.verdict or NOT_SCANNED
 
     @property
+    def decision(self) -> Decision:
+        """The gate's judgement of this version (the one judging table)."""
+        return evaluate(self.info, self.current, self.policy, self.successor)
+
+    @property
     def finding(self) -> str | None:
         """The worst thing to say about this version, or None when there is nothing to say."""
-        verdict = self.info.recorded.verdict
-        if verdict is None:
-            return "not-scanned"
-        if verdict == "backdoor":
-            return "backdoor-cleaned" if self.successor else "backdoor"
-        if verdict == "error":
-            return "scan-error"
-        return None if self.current else "stale"
+        return self.decision.finding
+
+    @property
+    def backdoor(self) -> bool:
+        """The version's own verdict is backdoor, cleaned successor or not."""
+        return self.info.recorded.verdict == "backdoor"
+
+    @property
+    def unguarded_alias(self) -> bool:
+        """An alias points at this version although it has not passed the gate."""
+        return bool(self.info.aliases) and not self.decision.passed
 
     def number(self, tag: str) -> float | None:
         return self.info.recorded.number(tag)
@@ -61,7 +83,10 @@ class AuditRow:
             return []
 
 
-def audit_versions(client, target: str | None, registry: bool, base: JobSettings, filter_string: str | None = None, data_override: str | None = None, page_size: int = 100) -> list[AuditRow]:
+def audit_versions(
+    client, target: str | None, registry: bool, base: JobSettings, filter_string: str | None = None,
+    data_override: str | None = None, page_size: int = 100, policy: GatePolicy = DEFAULT_POLICY,
+) -> list[AuditRow]:
     """Rows for ``target`` (``models:/name`` for every version, or one version's URI), or for
     the whole registry (``registry``, optionally filtered)."""
     if registry == (target is not None):
@@ -72,15 +97,30 @@ def audit_versions(client, target: str | None, registry: bool, base: JobSettings
     if not versions:
         raise NothingToScanError(f"nothing to audit: {'no version matches ' + repr(filter_string) if filter_string else 'no model versions'}")
     known = {(v.name, v.version) for v in versions}
-    return [AuditRow(v, is_current(settings_for(base, v, data_override), v), _successor(client, v, known)) for v in versions]
+    return [AuditRow(v, is_current(settings_for(base, v, data_override), v), _successor(client, v, known), policy) for v in versions]  # fmt: skip
 
 
-def audit_exit_code(rows: list[AuditRow], strict: bool = False) -> ExitCode:
-    """1 when a version carries a backdoor with no cleaned successor (``strict``: any finding
-    but a stale verdict, i.e. also never scanned or failed scans), else 0."""
-    findings = {row.finding for row in rows}
-    failing = {"backdoor"} | ({"backdoor-cleaned", "scan-error", "not-scanned"} if strict else set())
-    return ExitCode.BACKDOOR if findings & failing else ExitCode.PASSED
+def is_one_version(target: str | None) -> bool:
+    """``target`` names one version (models:/name/N, @alias, /latest), not a whole model or the registry."""
+    return target is not None and not _WHOLE_MODEL.match(target.strip())
+
+
+def audit_exit_code(rows: list[AuditRow], strict: bool = False, *, one_version: bool = False) -> ExitCode:
+    """1 (the CI answer "not safe") when:
+
+    - one version was asked about (``one_version``) and its own verdict is backdoor, whether or
+      not a cleaned version exists (the cleaned version is the one to ask about);
+    - an alias points at a version that has not passed the gate;
+    - a version carries a backdoor with no cleaned version;
+    - ``strict``: any finding but a stale verdict (never scanned, a failed scan, a backdoored
+      version even with a cleaned successor, a cleaned version outside the bounds).
+    Else 0."""
+    failing = any(
+        (one_version and row.backdoor) or row.unguarded_alias or row.finding == "backdoor"
+        or (strict and row.finding not in (None, "stale"))
+        for row in rows
+    )  # fmt: skip
+    return ExitCode.BACKDOOR if failing else ExitCode.PASSED
 
 
 def _target_versions(client, target: str) -> list[VersionInfo]:
@@ -104,8 +144,12 @@ def _successor(client, info: VersionInfo, known: set[tuple[str, str]]) -> str | 
         return cleaned
     from mlflow.exceptions import MlflowException
 
+    from baerase_mlops.registry.resolve import is_not_found
+
     try:
         client.get_model_version(info.name, cleaned)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if is_not_found(exc):
+            return None  # deleted since
+        raise RegistryError(f"registry error looking up the cleaned version {cleaned} of {info.name!r}: {exc.message}") from exc
     return cleaned

@@ -12,16 +12,37 @@ from dataclasses import dataclass
 
 from baerase_mlops.config import GatePolicy
 from baerase_mlops.core.runtime import Progress, no_progress
-from baerase_mlops.errors import UsageError
+from baerase_mlops.errors import RegistryError, UsageError
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.job import JobOutcome, JobSettings
 from baerase_mlops.registry.versions import VersionInfo, is_current, settings_for, version_info
+
+# The one judging table. Every recorded state a version can be in, whether it passes the gate,
+# and the audit's finding (None: nothing to say). The gate, the webhook's protected aliases and
+# the audit all judge through ``evaluate``, so "passed" and "nothing to report" cannot disagree.
+# States are checked in this order: a backdoor is reported even when its verdict is stale.
+JUDGING: dict[str, tuple[bool, str | None]] = {
+    "not-scanned": (False, "not-scanned"),
+    "backdoor": (False, "backdoor"),  # and no cleaned version is registered
+    "backdoor-cleaned": (False, "backdoor-cleaned"),  # a cleaned version is registered: promote that one
+    "scan-error": (False, "scan-error"),
+    "stale": (False, "stale"),  # by another tool version or with other settings
+    "unknown-verdict": (False, "unknown-verdict"),
+    "clean": (True, None),
+    "cleaned": (True, None),  # within the policy's bounds
+    "cleaned-outside-bounds": (False, "cleaned-outside-bounds"),
+}
 
 
 @dataclass(frozen=True)
 class Decision:
     passed: bool
     reason: str
+    state: str  # the JUDGING row that decided
+
+    @property
+    def finding(self) -> str | None:
+        return JUDGING[self.state][1]
 
 
 @dataclass
@@ -34,37 +55,44 @@ class GateResult:
     scan: JobOutcome | None = None  # the scan the gate ran first, if it had to
 
 
-def evaluate(info: VersionInfo, current: bool, policy: GatePolicy) -> Decision:
-    """Whether ``info``'s recorded verdict lets it through, and why (or why not)."""
-    recorded = info.recorded
-    verdict = recorded.verdict
+def _decided(state: str, reason: str) -> Decision:
+    return Decision(JUDGING[state][0], reason, state)
+
+
+def evaluate(info: VersionInfo, current: bool, policy: GatePolicy, successor: str | None = None) -> Decision:
+    """Whether ``info``'s recorded verdict lets it through, why (or why not), and its JUDGING state.
+    ``successor`` is its cleaned version where the caller checked it is registered (the audit);
+    by default, the one its tag names."""
+    verdict = info.recorded.verdict
     if verdict is None:
-        return Decision(False, f"{info.uri} was never scanned")
-    if not current:
-        return Decision(False, f"{info.uri} has a stale verdict ({verdict}, by baerase {info.tags.get(T.TOOL_VERSION, '?')} with other settings): scan it again")
-    if verdict == "error":
-        return Decision(False, f"the scan of {info.uri} failed: {info.tags.get(T.ERROR, 'no reason recorded')}")
+        return _decided("not-scanned", f"{info.uri} was never scanned")
     if verdict == "backdoor":
-        cleaned = info.tags.get(T.CLEANED_VERSION)
+        cleaned = successor or info.tags.get(T.CLEANED_VERSION)
         hint = f"; its cleaned version is models:/{info.name}/{cleaned}: gate that one" if cleaned else "; no cleaned version was registered"
-        return Decision(False, f"{info.uri} carries a backdoor (flagged classes {info.tags.get(T.FLAGGED_CLASSES, '?')}, anomaly index {info.tags.get(T.ANOMALY_INDEX, '?')}){hint}")
+        found = f"{info.uri} carries a backdoor (flagged classes {info.tags.get(T.FLAGGED_CLASSES, '?')}, anomaly index {info.tags.get(T.ANOMALY_INDEX, '?')})"
+        return _decided("backdoor-cleaned" if cleaned else "backdoor", found + hint)
+    if verdict == "error":
+        return _decided("scan-error", f"the scan of {info.uri} failed: {info.tags.get(T.ERROR, 'no reason recorded')}")
+    if not current:
+        return _decided("stale", f"{info.uri} has a stale verdict ({verdict}, by baerase {info.tags.get(T.TOOL_VERSION, '?')} with other settings): scan it again")
     if verdict == "clean":
-        return Decision(True, f"no backdoor found in {info.uri} (anomaly index {info.tags.get(T.ANOMALY_INDEX, '?')})")
+        return _decided("clean", f"no backdoor found in {info.uri} (anomaly index {info.tags.get(T.ANOMALY_INDEX, '?')})")
     if verdict == "cleaned":
         return _within_bounds(info, policy)
-    return Decision(False, f"{info.uri} has an unknown verdict {verdict!r}")
+    return _decided("unknown-verdict", f"{info.uri} has an unknown verdict {verdict!r}")
 
 
 def _within_bounds(info: VersionInfo, policy: GatePolicy) -> Decision:
     recorded = info.recorded
     asr, before, after = recorded.number(T.ASR_AFTER), recorded.number(T.ACCURACY_BEFORE), recorded.number(T.ACCURACY_AFTER)
+    outside = "cleaned-outside-bounds"
     if asr is None or before is None or after is None:
-        return Decision(False, f"{info.uri} is a cleaned version without its ASR and accuracy tags")
+        return _decided(outside, f"{info.uri} is a cleaned version without its ASR and accuracy tags")
     if asr > policy.max_asr:
-        return Decision(False, f"{info.uri} was cleaned, but its ASR {asr:.2%} exceeds {policy.max_asr:.2%}")
+        return _decided(outside, f"{info.uri} was cleaned, but its ASR {asr:.2%} exceeds {policy.max_asr:.2%}")
     if before - after > policy.max_accuracy_drop + 1e-9:
-        return Decision(False, f"{info.uri} was cleaned, but lost {before - after:.2%} accuracy (at most {policy.max_accuracy_drop:.2%})")
-    return Decision(True, f"{info.uri} was cleaned from version {info.tags.get(T.SOURCE_VERSION, '?')}: ASR {asr:.2%}, accuracy {before:.2%} -> {after:.2%}")
+        return _decided(outside, f"{info.uri} was cleaned, but lost {before - after:.2%} accuracy (at most {policy.max_accuracy_drop:.2%})")
+    return _decided("cleaned", f"{info.uri} was cleaned from version {info.tags.get(T.SOURCE_VERSION, '?')}: ASR {asr:.2%}, accuracy {before:.2%} -> {after:.2%}")
 
 
 def judge(info: VersionInfo, base: JobSettings, policy: GatePolicy, data_override: str | None = None) -> Decision:
@@ -108,9 +136,14 @@ def run_gate(client, model_uri: str, alias: str, base: JobSettings, policy: Gate
 
 
 def _alias_holder(client, name: str, alias: str) -> str | None:
+    """The version ``alias`` points to, None when it points nowhere; an outage is a RegistryError, not "no alias"."""
     from mlflow.exceptions import MlflowException
+
+    from baerase_mlops.registry.resolve import is_not_found
 
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if is_not_found(exc):
+            return None
+        raise RegistryError(f"registry error reading alias {alias!r} of {name!r}: {exc.message}") from exc

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from baerase_mlops import __version__
-from baerase_mlops.config import ScanConfig, UnlearningConfig
+from baerase_mlops.config import JOB_FIELDS, SETTINGS, ScanConfig, UnlearningConfig, check_normalisation
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
-from baerase_mlops.errors import UsageError
 from baerase_mlops.engine import ModelUnderTest, measure, prepare_clean_data, run_erase, run_scan
+from baerase_mlops.errors import UsageError
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.loading import download_model, load_model_under_test
 from baerase_mlops.registry.resolve import ModelRef, check_tracking_server, resolve_model_uri
@@ -25,28 +26,57 @@ from baerase_mlops.registry.resolve import ModelRef, check_tracking_server, reso
 MODES = ("main", "scan", "erase")
 
 
+def _default(name: str) -> Any:
+    return SETTINGS[name].default
+
+
 @dataclass(frozen=True)
 class JobSettings:
-    """The MLproject parameters (see MLproject for their documentation)."""
+    """The settings of one job: the MLproject parameters, the registry commands' options and the
+    webhook job payload. Names, defaults, help and valid ranges are config.SETTINGS'; whatever
+    builds these settings (a command line, an MLproject, a JSON payload, Python), the values are
+    converted and checked alike, and a bad one raises UsageError naming the option."""
 
     model_uri: str
-    data_uri: str | None = None
-    threshold: float = 2.0
-    clean_fraction: float | None = None
-    target_asr: float = 0.01
-    max_accuracy_drop: float = 0.02
-    method: str = "baerase"
-    recovery_steps: int = 400  # fewer for a quick scan (detection was measured at 400)
-    unlearning: str = "baerase"
-    device: str = "auto"
-    seed: int = 0
-    register: bool = True
-    force: bool = False
-    trust_pickle: bool = False
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    registered_model_name: str | None = None  # where to register a model that is not a registry version
-    skip_validation: bool = False  # skip the Great Expectations validation of the clean set (recorded in the report)
+    data_uri: str | None = _default("data_uri")
+    threshold: float = _default("threshold")
+    clean_fraction: float | None = _default("clean_fraction")
+    target_asr: float = _default("target_asr")
+    max_accuracy_drop: float = _default("max_accuracy_drop")
+    method: str = _default("method")
+    recovery_steps: int = _default("recovery_steps")  # fewer for a quick scan (detection was measured at 400)
+    unlearning: str = _default("unlearning")
+    device: str = _default("device")
+    seed: int = _default("seed")
+    register: bool = _default("register")
+    force: bool = _default("force")
+    trust_pickle: bool = _default("trust_pickle")
+    mean: tuple[float, ...] | None = _default("mean")
+    std: tuple[float, ...] | None = _default("std")
+    registered_model_name: str | None = _default("registered_model_name")
+    skip_validation: bool = _default("skip_validation")
+
+    def __post_init__(self) -> None:
+        for name in JOB_FIELDS[1:]:  # the model URI is checked when it is resolved
+            object.__setattr__(self, name, SETTINGS[name].convert(getattr(self, name)))
+        check_normalisation(self.mean, self.std)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], **fields: Any) -> JobSettings:
+        """Settings from a command's options (only the job's fields are read; missing ones keep their default)."""
+        given = {name: options[name] for name in JOB_FIELDS if name in options} | fields
+        return cls(**{"model_uri": "", **given})
+
+    def to_payload(self) -> dict[str, Any]:
+        """The webhook job payload (JSON): every field, by its schema name."""
+        return {name: (list(v) if isinstance(v := getattr(self, name), tuple) else v) for name in JOB_FIELDS}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> JobSettings:
+        unknown = sorted(set(payload) - set(JOB_FIELDS))
+        if unknown:
+            raise UsageError(f"job payload has fields this tool version does not know: {', '.join(unknown)}")
+        return cls(**payload)
 
     def scan_config(self) -> ScanConfig:
         base = ScanConfig(method=self.method)
@@ -116,7 +146,8 @@ def run_job(settings: JobSettings, mode: str = "main", progress: Progress = no_p
         mut = load_model_under_test(ref, source_dir, trust_pickle=settings.trust_pickle, mean=settings.mean, std=settings.std)
         with mlflow.start_run(run_name=f"baerase-{mode} {ref.describe()}") as run:
             data = _prepare_and_log_clean_data(settings, mut)
-            return _scan_erase_register(settings, mode, ref, mut, data, source_dir, work, register_as, settings_hash, run.info.run_id, client, progress)
+            job = _JobContext(settings, mode, ref, client, settings_hash, register_as, run.info.run_id, work, progress)
+            return _scan_erase_register(job, mut=mut, data=data, source_dir=source_dir)
 
 
 def _prepare_and_log_clean_data(settings: JobSettings, mut: ModelUnderTest):
@@ -135,7 +166,24 @@ def _prepare_and_log_clean_data(settings: JobSettings, mut: ModelUnderTest):
     return data
 
 
-def _scan_erase_register(settings, mode, ref: ModelRef, mut: ModelUnderTest, data, source_dir, work, register_as, settings_hash, run_id, client, progress) -> JobOutcome:
+@dataclass(frozen=True)
+class _JobContext:
+    """What one run of the job works with, besides the model and its clean data."""
+
+    settings: JobSettings
+    mode: str
+    ref: ModelRef
+    client: Any  # an MlflowClient
+    settings_hash: str  # the config hash of settings.verdict_settings()
+    register_as: str | None  # the registered model a cleaned version goes to
+    run_id: str  # the job's MLflow run
+    work: Path  # a temporary folder
+    progress: Progress = no_progress
+
+
+def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_dir: Path) -> JobOutcome:
+    settings, mode, ref, client, progress = job.settings, job.mode, job.ref, job.client, job.progress
+    settings_hash, register_as, run_id, work = job.settings_hash, job.register_as, job.run_id, job.work
     from baerase_mlops.registry import publish, tracking
     from baerase_mlops.report.erase_report import write_erase_report
     from baerase_mlops.report.scan_report import write_scan_report
@@ -166,11 +214,7 @@ def _scan_erase_register(settings, mode, ref: ModelRef, mut: ModelUnderTest, dat
         T.ASR_BEFORE: T.fmt(metrics.get("asr_before")),
         T.ACCURACY_BEFORE: T.fmt(metrics.get("accuracy_before")),
         T.ASR_KIND: str(metrics.get("asr_kind", "")),
-        T.SCANNED_AT: T.now(),
-        T.TOOL_VERSION: __version__,
-        T.CONFIG_HASH: settings_hash,
-        T.DATA_URI: str(settings.data_uri or data.clean.source),
-        T.RUN_ID: run_id,
+        **T.provenance(settings_hash=settings_hash, data_uri=str(settings.data_uri or data.clean.source), run_id=run_id),
     }
     if outcome is not None and outcome.changed:
         common |= {T.ASR_AFTER: T.fmt(metrics.get("asr_after")), T.ACCURACY_AFTER: T.fmt(metrics.get("accuracy_after"))}

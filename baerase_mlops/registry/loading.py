@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from baerase_mlops.core.contract import InputContract
+from baerase_mlops.contract import InputContract
 from baerase_mlops.errors import ModelError, RegistryError
 from baerase_mlops.engine import ModelUnderTest, apply_user_normalization, lab_contract
 from baerase_mlops.lab.spec import ModelSpec, load_lab_model, spec_path_for

@@ -44,7 +44,8 @@ def check_tracking_server(tracking_uri: str, timeout: float = 5.0) -> None:
         raise RegistryError(f"cannot reach the MLflow tracking server at {tracking_uri} ({type(exc).__name__})") from exc
 
 
-def _not_found(exc: Exception) -> bool:
+def is_not_found(exc: Exception) -> bool:
+    """The registry answered "no such thing" (rather than failing to answer)."""
     from mlflow.exceptions import MlflowException
 
     return isinstance(exc, MlflowException) and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
@@ -56,7 +57,7 @@ def _registered_model_exists(client, name: str) -> bool:
     try:
         client.get_registered_model(name)
     except MlflowException as exc:
-        if _not_found(exc):
+        if is_not_found(exc):
             return False
         raise RegistryError(f"registry error looking up {name!r}: {exc.message}") from exc
     return True
@@ -87,7 +88,7 @@ def resolve_model_uri(uri: str, client) -> ModelRef:
             else:
                 mv = client.get_model_version(name, version)
         except MlflowException as exc:
-            if not _not_found(exc):
+            if not is_not_found(exc):
                 raise RegistryError(f"{uri}: registry error: {exc.message}") from exc
             if not _registered_model_exists(client, name):
                 raise RegistryError(f"registered model {name!r} does not exist") from exc

@@ -43,6 +43,14 @@ def config_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def provenance(*, settings_hash: str, data_uri: str, run_id: str | None = None) -> dict[str, str]:
+    """The tags that say when, by which tool version, with which settings and on which data a
+    verdict was written: what ``RecordedVerdict.is_current`` and a later scan read back. Every
+    writer of a verdict (the job, a recorded scan error) builds them here."""
+    tags = {SCANNED_AT: now(), TOOL_VERSION: __version__, CONFIG_HASH: settings_hash, DATA_URI: data_uri}
+    return tags | ({RUN_ID: run_id} if run_id else {})
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -75,7 +83,3 @@ class RecordedVerdict:
 
 def read_verdict(tags: dict[str, str]) -> RecordedVerdict:
     return RecordedVerdict({k: v for k, v in tags.items() if k.startswith(PREFIX)})
-
-
-def current_tool_version() -> str:
-    return __version__

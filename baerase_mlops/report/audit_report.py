@@ -57,9 +57,9 @@ def audit_table(rows: list[AuditRow]) -> Table:
     table = Table(title=f"baerase audit ({len(rows)} versions)", title_justify="left")
     for header in HEADERS:
         table.add_column(header)
-    styles = {"backdoor": "bold red", "backdoor-cleaned": "yellow", "scan-error": "yellow", "not-scanned": "dim", "stale": "dim"}
+    styles = {"backdoor": "bold red", "not-scanned": "dim", "stale": "dim"}
     for row in rows:
-        table.add_row(*_cells(row), style=styles.get(row.finding or ""))
+        table.add_row(*_cells(row), style=styles.get(row.finding or "", "yellow" if row.finding else None))
     return table
 
 
@@ -108,7 +108,7 @@ def _sarif_result(row: AuditRow, rule_ids: list[str]) -> dict[str, Any]:
         "scan-error": row.info.tags.get(T.ERROR, ""),
         "not-scanned": "no baerase.verdict tag",
         "stale": f"verdict {row.verdict} by baerase {row.info.tags.get(T.TOOL_VERSION, '?')}, settings {row.info.tags.get(T.CONFIG_HASH, '?')}",
-    }[finding]
+    }.get(finding, row.decision.reason)
     return {
         "ruleId": f"baerase/{finding}",
         "ruleIndex": rule_ids.index(finding),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from baerase_mlops.core.scan import ScanResult
-from baerase_mlops.core.jsonable import json_safe
+from baerase_mlops.jsonable import json_safe
 from baerase_mlops.report.scan_report import write_scan_report
 
 

@@ -18,10 +18,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from baerase_mlops.core.jsonable import json_safe  # noqa: E402
+from baerase_mlops.jsonable import json_safe  # noqa: E402
 from baerase_mlops.core.recovery.base import RecoveryResult  # noqa: E402
 from baerase_mlops.core.recovery.families import family_from_dict, family_to_dict  # noqa: E402
 from baerase_mlops.core.scan import ScanResult, Verdict  # noqa: E402
+from baerase_mlops.core.triggers import stamp  # noqa: E402
 from baerase_mlops.errors import BaeraseError  # noqa: E402
 
 VERDICT_FILE = "verdict.json"
@@ -85,7 +86,7 @@ def _examples(result: ScanResult) -> list[tuple[torch.Tensor, torch.Tensor, torc
         mask, pattern = result.recovery.sample(k, 1, generator)
         others = torch.nonzero(pool.y != k).flatten()
         image = pool.x[others[0]] if len(others) else pool.x[0]
-        stamped = (1.0 - mask[0]) * image + mask[0] * pattern[0]
+        stamped = stamp(image, mask[0], pattern[0])
         examples.append((mask[0], pattern[0], stamped))
     return examples
 

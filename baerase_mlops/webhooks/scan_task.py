@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, fields
+from dataclasses import asdict
 
 from baerase_mlops.registry.job import JobSettings
 from baerase_mlops.registry.scanning import VersionScan
@@ -18,25 +18,31 @@ RESULT_PREFIX = "BAERASE_RESULT "
 
 
 def settings_to_json(settings: JobSettings) -> dict:
-    return asdict(settings)
+    """The job payload's settings: JobSettings' fields by their schema names (config.SETTINGS)."""
+    return settings.to_payload()
 
 
 def settings_from_json(data: dict) -> JobSettings:
-    known = {f.name for f in fields(JobSettings)}
-    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
-    return JobSettings(**values)
+    """Settings from a payload, checked as any other settings are (a bad value is a UsageError)."""
+    return JobSettings.from_payload(data)
 
 
 def registered_by_baerase(client, run_id: str | None) -> bool:
-    """The version was logged by a baerase job's run (it logs its tool version as a parameter)."""
+    """The version was logged by a baerase job's run (it logs its tool version as a parameter).
+
+    A run that is gone is not ours; any other registry failure propagates: an outage is not an answer."""
     from mlflow.exceptions import MlflowException
+
+    from baerase_mlops.registry.resolve import is_not_found
 
     if not run_id:
         return False
     try:
         return "job.tool_version" in client.get_run(run_id).data.params
-    except MlflowException:
-        return False
+    except MlflowException as exc:
+        if is_not_found(exc):
+            return False
+        raise
 
 
 def scan_new_version(name: str, version: str, base: JobSettings, mode: str, data_override: str | None) -> VersionScan:
@@ -57,7 +63,11 @@ def scan_new_version(name: str, version: str, base: JobSettings, mode: str, data
         return VersionScan(uri, "error", summary=str(exc))
     except MlflowException as exc:  # the registry is unreachable or failing: try again later
         return VersionScan(uri, "error", summary=f"registry error: {exc.message}", retryable=True)
-    if registered_by_baerase(client, mv.run_id):
+    try:
+        ours = registered_by_baerase(client, mv.run_id)
+    except MlflowException as exc:
+        return VersionScan(uri, "error", summary=f"registry error reading run {mv.run_id}: {exc.message}", retryable=True)
+    if ours:
         return VersionScan(uri, "skipped", summary=f"registered by the baerase job run {mv.run_id}, which tags it")
     info: VersionInfo = version_info(client, name, version)
     return scan_version(settings_for(base, info, data_override), mode)

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from baerase_mlops.config import RecoveryConfig
 from baerase_mlops.core.recovery.families import MineEstimator, TriggerFamily
 from baerase_mlops.core.runtime import Progress
+from baerase_mlops.core.triggers import stamp
 
 
 class CostSchedule:
@@ -113,7 +114,7 @@ def optimise_group(
         images = sampler.sample(b, generator)  # (n, b, C, H, W)
         z = family.noise(b, generator, device)
         mask, pattern = family(z)
-        stamped = ((1.0 - mask) * images + mask * pattern).flatten(0, 1)
+        stamped = stamp(images, mask, pattern).flatten(0, 1)
         logits = model(stamped)
         ce = F.cross_entropy(logits, targets, reduction="none").view(n, b)
         l1 = mask.flatten(2).sum(dim=2).mean(dim=1)
