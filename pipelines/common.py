@@ -59,10 +59,17 @@ def job_settings(model_uri: str, options: dict, **extra):
 
 
 def run_or_exit(work: Callable[[], int]) -> None:
-    """Run the entry point's work; a user-facing error prints its message and exits with its code."""
+    """Run the entry point's work; a user-facing error prints its message and exits with its code.
+    Under `mlflow run` (which exits 1 on any failure) the code and error also go on the run as
+    tags ``baerase.exit_code`` and ``baerase.error``."""
+    from baerase_mlops.registry.tracking import bounded_http_retries, record_exit
+
+    bounded_http_retries()
     try:
         code = work()
     except BaeraseError as exc:
         click.echo(f"error: {exc}", err=True)
+        record_exit(exc.exit_code, str(exc))
         sys.exit(exc.exit_code)
+    record_exit(code)
     sys.exit(code)

@@ -49,7 +49,8 @@ def evaluate(info: VersionInfo, current: bool, policy: GatePolicy) -> Decision:
         hint = f"; its cleaned version is models:/{info.name}/{cleaned}: gate that one" if cleaned else "; no cleaned version was registered"
         return Decision(False, f"{info.uri} carries a backdoor (flagged classes {info.tags.get(T.FLAGGED_CLASSES, '?')}, anomaly index {info.tags.get(T.ANOMALY_INDEX, '?')}){hint}")
     if verdict == "clean":
-        return Decision(True, f"no backdoor found in {info.uri} (anomaly index {info.tags.get(T.ANOMALY_INDEX, '?')})")
+        advisory = f"; {info.tags[T.ADVISORY]}" if T.ADVISORY in info.tags else ""
+        return Decision(True, f"no backdoor found in {info.uri} (anomaly index {info.tags.get(T.ANOMALY_INDEX, '?')}{advisory})")
     if verdict == "cleaned":
         return _within_bounds(info, policy)
     return Decision(False, f"{info.uri} has an unknown verdict {verdict!r}")
