@@ -269,7 +269,7 @@ def _kept_backdoor(ref: ModelRef, settings: JobSettings, recorded: dict[str, str
         "which does not overwrite it; nothing was written to the registry"
     )
     tracking.mark_precedence(summary)
-    return JobOutcome(ref.describe(), "backdoor", summary, False, None, run_id, recorded, {}, metrics)
+    return JobOutcome(ref.describe(), "backdoor", summary, False, None, run_id, T.read_verdict(recorded).tags, {}, metrics)
 
 
 def _reused(ref: ModelRef, earlier: T.RecordedVerdict) -> JobOutcome:

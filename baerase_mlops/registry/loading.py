@@ -56,6 +56,10 @@ def download_model(ref: ModelRef, dst: Path) -> Path:
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.download_uri, dst_path=str(dst)))
     except (MlflowException, OSError) as exc:
+        from baerase_mlops.registry.tracking import server_unreachable
+
+        if server_unreachable(exc):
+            raise  # the job's registry-failure line says which server, and what it was doing
         raise RegistryError(f"{ref.describe()}: cannot download the model's files ({exc})") from exc
 
 

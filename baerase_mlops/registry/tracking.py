@@ -99,17 +99,27 @@ def registry_errors(tracking_uri: str, stage: object) -> Iterator[None]:
 
     try:
         yield
-    except (MlflowException, requests.RequestException) as exc:
+    except (MlflowException, requests.RequestException, ConnectionError) as exc:
         raise RegistryError(f"the MLflow tracking server at {tracking_uri} failed while {stage}: {_one_line(exc)}") from exc
+
+
+def server_unreachable(exc: BaseException) -> bool:
+    """The failure is the tracking server not answering (after MLflow's retries), not a refusal:
+    the error reads like a broken connection, or the server does not answer a health check now."""
+    import mlflow
+
+    text = getattr(exc, "message", None) or str(exc)
+    markers = ("Max retries exceeded", "Connection refused", "NewConnectionError", "Read timed out", "RemoteDisconnected", "Connection broken", "IncompleteRead")
+    return any(m in text for m in markers) or not server_answers(mlflow.get_tracking_uri())
 
 
 def _one_line(exc: Exception) -> str:
     from mlflow.exceptions import MlflowException
 
     text = exc.message if isinstance(exc, MlflowException) else str(exc)
-    if "Max retries exceeded" in text or "Connection refused" in text or "NewConnectionError" in text:
+    if server_unreachable(exc):
         retries = HTTP_RETRY_ENV["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
-        return f"it stopped answering (connection refused after {retries} retries); nothing more was written"
+        return f"it stopped answering (gave up after {retries} retries); nothing more was written to the registry"
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return first[:300]
 
