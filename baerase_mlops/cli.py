@@ -15,7 +15,10 @@ from baerase_mlops.config import ERASE_OPTIONS, REGISTRY_OPTIONS, SCAN_OPTIONS, 
 from baerase_mlops.errors import BaeraseError, ExitCode, UsageError, at_boundary, say
 
 
-def run_command(command: click.Command, args: Sequence[str] | None = None, prog_name: str | None = None) -> int:
+def run_command(
+    command: click.Command, args: Sequence[str] | None = None, prog_name: str | None = None,
+    on_error: Callable[[int, str], None] | None = None,
+) -> int:
     """Parse and run ``command`` behind the error boundary: DESIGN.md's exit code, and a user
     error is one line (usage 4, errors 2), never a traceback and never 1."""
 
@@ -35,7 +38,7 @@ def run_command(command: click.Command, args: Sequence[str] | None = None, prog_
             return ExitCode.ERROR
         return ExitCode.PASSED
 
-    return at_boundary(work)
+    return at_boundary(work, on_error)
 
 
 class BaeraseGroup(click.Group):

@@ -138,6 +138,15 @@ class ValidationConfig:
     max_duplicate_share: float = 0.05
 
 
+# Verdict precedence (README, "Verdict precedence"): detection was measured (the tests at the
+# defaults, BENCHMARKS.md) with 400 recovery steps and Neural Cleanse's threshold 2.0; with
+# fewer steps the triggers are not yet small (a 10-step scan called a 99.9%-ASR model "no
+# backdoor found"), and a higher threshold lets real backdoors through. A scan below these
+# runs as "advisory": said on the console, on the run and in the tags (baerase.advisory),
+# and it never overwrites a backdoor verdict recorded by a stronger scan.
+MIN_RECOVERY_STEPS = 400
+MAX_THRESHOLD = 2.0
+
 # The clean set a registry command uses when neither the command line, the version's last
 # scan (tag baerase.data_uri) nor the registered model (tag baerase.data_uri) names one:
 # the MLproject's default, so that a version scanned by `mlflow run .` counts as current.

@@ -61,28 +61,33 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def at_boundary(work: Callable[[], int | None]) -> int:
+def at_boundary(work: Callable[[], int | None], on_error: Callable[[int, str], None] | None = None) -> int:
     """Run ``work`` (an entry point's whole job) and return its exit code; a failure prints one
-    line naming the problem and returns 2 (error) or 4 (usage), never 1."""
+    line naming the problem and returns 2 (error) or 4 (usage), never 1. ``on_error`` also
+    gets the code and the line (an MLflow job records them on its run)."""
     try:
         return int(work() or 0)
-    except BaeraseError as exc:
-        say(f"error: {exc}")
-        return exc.exit_code
-    except ValueError as exc:  # the core refusing a value it was given: the user's to fix
-        say(f"error: {exc}")
-        return ExitCode.USAGE
-    except OSError as exc:  # a file that cannot be read or written, a connection refused
-        say(f"error: {exc}")
-        return ExitCode.ERROR
     except Exception as exc:  # noqa: BLE001 - the boundary: no failure may exit 1 (Python's own code for a crash)
-        message = _mlflow_message(exc)
-        if message is not None:
-            say(f"error: registry error: {message}")
-            return ExitCode.ERROR
-        traceback.print_exc()  # a bug: its traceback is what a report needs
-        say(f"error: internal error ({type(exc).__name__}); please report it with the traceback above")
-        return ExitCode.ERROR
+        code, message = _classify(exc)
+        say(message)
+        if on_error is not None:
+            on_error(code, message)
+        return code
+
+
+def _classify(exc: BaseException) -> tuple[int, str]:
+    """The exit code and the one line for a failure."""
+    if isinstance(exc, BaeraseError):
+        return exc.exit_code, f"error: {exc}"
+    if isinstance(exc, ValueError):  # the core refusing a value it was given: the user's to fix
+        return ExitCode.USAGE, f"error: {exc}"
+    if isinstance(exc, OSError):  # a file that cannot be read or written, a connection refused
+        return ExitCode.ERROR, f"error: {exc}"
+    message = _mlflow_message(exc)
+    if message is not None:
+        return ExitCode.ERROR, f"error: registry error: {message}"
+    traceback.print_exception(exc)  # a bug: its traceback is what a report needs
+    return ExitCode.ERROR, f"error: internal error ({type(exc).__name__}); please report it with the traceback above"
 
 
 def _mlflow_message(exc: Exception) -> str | None:

@@ -29,5 +29,14 @@ def job_settings(options: dict, **fields):
 
 
 def run(command: click.Command) -> None:
-    """Run an entry point's click command behind the error boundary and exit with its code."""
-    sys.exit(run_command(command, prog_name=f"python {sys.argv[0]}"))
+    """Run an entry point's click command behind the error boundary and exit with its code.
+    Under `mlflow run` (which exits 1 on any failure) the code and the error line also go on
+    the run as tags ``baerase.exit_code`` and ``baerase.error``; MLflow's HTTP retries are
+    bounded first, so a dead tracking server fails the job in seconds, not minutes."""
+    from baerase_mlops.registry.tracking import bounded_http_retries, record_exit
+
+    bounded_http_retries()
+    failure: list[tuple[int, str]] = []
+    code = run_command(command, prog_name=f"python {sys.argv[0]}", on_error=lambda c, m: failure.append((c, m)))
+    record_exit(code, failure[-1][1].removeprefix("error: ") if failure else None)
+    sys.exit(code)

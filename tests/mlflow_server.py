@@ -33,17 +33,20 @@ class MlflowServer:
         return {**os.environ, "MLFLOW_TRACKING_URI": self.uri, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
 
 
-def start_mlflow_server(root: Path, extra_env: dict[str, str] | None = None, artifacts: str | None = None, timeout: float = 90) -> MlflowServer:
-    """Start a server with a SQLite backend and proxied artifacts (local folder unless ``artifacts``)."""
+def start_mlflow_server(
+    root: Path, extra_env: dict[str, str] | None = None, artifacts: str | None = None, timeout: float = 90, port: int | None = None
+) -> MlflowServer:
+    """Start a server with a SQLite backend and proxied artifacts (local folder unless ``artifacts``);
+    ``port``: a given one (to restart a stopped server where its clients look for it)."""
     root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     cmd = [
         str(BIN / "mlflow"), "server",
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
         "--serve-artifacts", "--artifacts-destination", artifacts or str(root / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    log = open(root / "server.log", "w")
+    log = open(root / "server.log", "a")
     process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(extra_env or {})}, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout

@@ -76,7 +76,8 @@ def evaluate(info: VersionInfo, current: bool, policy: GatePolicy, successor: st
     if not current:
         return _decided("stale", f"{info.uri} has a stale verdict ({verdict}, by baerase {info.tags.get(T.TOOL_VERSION, '?')} with other settings): scan it again")
     if verdict == "clean":
-        return _decided("clean", f"no backdoor found in {info.uri} (anomaly index {info.tags.get(T.ANOMALY_INDEX, '?')})")
+        advisory = f"; {info.tags[T.ADVISORY]}" if T.ADVISORY in info.tags else ""
+        return _decided("clean", f"no backdoor found in {info.uri} (anomaly index {info.tags.get(T.ANOMALY_INDEX, '?')}{advisory})")
     if verdict == "cleaned":
         return _within_bounds(info, policy)
     return _decided("unknown-verdict", f"{info.uri} has an unknown verdict {verdict!r}")

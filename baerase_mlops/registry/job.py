@@ -2,7 +2,14 @@
 
 Nothing is written to the registry until the end: the cleaned version is registered and
 READY before any tag is set, and on every version the verdict tag is set last. An error
-before that leaves the registry untouched (the MLflow run is marked failed).
+before that leaves the registry untouched; the MLflow run is ended FAILED with the job's
+exit code and error as tags (``baerase.exit_code``, ``baerase.error``) when the tracking
+server still answers. A tracking server that stops answering mid-job is retried for a
+bounded time (``tracking.bounded_http_retries``), then the job stops with one line, exit 2.
+
+Verdict precedence: a scan weaker than the one that recorded a ``backdoor`` verdict (fewer
+recovery steps, a higher threshold) never overwrites it; a scan below the documented
+minimum (``config.MIN_RECOVERY_STEPS``, ``config.MAX_THRESHOLD``) runs as advisory.
 """
 
 from __future__ import annotations
@@ -15,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from baerase_mlops import __version__
-from baerase_mlops.config import JOB_FIELDS, SETTINGS, ScanConfig, UnlearningConfig, check_normalisation
+from baerase_mlops.config import JOB_FIELDS, MAX_THRESHOLD, MIN_RECOVERY_STEPS, SETTINGS, ScanConfig, UnlearningConfig, check_normalisation
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
 from baerase_mlops.engine import ModelUnderTest, measure, prepare_clean_data, run_erase, run_scan
-from baerase_mlops.errors import UsageError
+from baerase_mlops.errors import BaeraseError, UsageError
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.loading import download_model, load_model_under_test
 from baerase_mlops.registry.resolve import ModelRef, check_tracking_server, resolve_model_uri
@@ -86,6 +93,16 @@ class JobSettings:
     def unlearning_config(self) -> UnlearningConfig:
         return UnlearningConfig(target_asr=self.target_asr, max_accuracy_drop=self.max_accuracy_drop, seed=self.seed)
 
+    @property
+    def advisory(self) -> str | None:
+        """Why a scan with these settings is only advisory (below the documented minimum), or None."""
+        reasons = []
+        if self.recovery_steps < MIN_RECOVERY_STEPS:
+            reasons.append(f"{self.recovery_steps} recovery steps, fewer than the minimum {MIN_RECOVERY_STEPS}")
+        if self.threshold > MAX_THRESHOLD:
+            reasons.append(f"threshold {self.threshold:g}, above the maximum {MAX_THRESHOLD:g}")
+        return "advisory scan: " + " and ".join(reasons) if reasons else None
+
     def verdict_settings(self) -> dict[str, Any]:
         """Everything that can change a verdict: what the config hash covers."""
         return {
@@ -128,26 +145,48 @@ def run_job(settings: JobSettings, mode: str = "main", progress: Progress = no_p
     ``erase``: like main, for symmetry with ``baerase erase``) against the current tracking URI."""
     import mlflow
 
+    from baerase_mlops.registry import tracking
+
     if mode not in MODES:
         raise UsageError(f"unknown job mode {mode!r}; choose one of {MODES}")
     resolve_device(settings.device)  # a device that is not there fails before anything runs
-    check_tracking_server(mlflow.get_tracking_uri())
-    client = mlflow.MlflowClient()
-    ref = resolve_model_uri(settings.model_uri, client)
-    settings_hash = T.config_hash(settings.verdict_settings())
-    if ref.registered and not settings.force:
-        earlier = T.read_verdict(client.get_model_version(ref.name, ref.version).tags)
-        if earlier.is_current(__version__, settings_hash) and _done_already(earlier, mode, settings):
-            return _reused(ref, earlier)
+    tracking.bounded_http_retries()
+    uri = mlflow.get_tracking_uri()
+    check_tracking_server(uri)
+    with tracking.registry_errors(uri, "looking up the model"):
+        client = mlflow.MlflowClient()
+        ref = resolve_model_uri(settings.model_uri, client)
+        settings_hash = T.config_hash(settings.verdict_settings())
+        if ref.registered and not settings.force:
+            earlier = T.read_verdict(client.get_model_version(ref.name, ref.version).tags)
+            if earlier.is_current(__version__, settings_hash) and _done_already(earlier, mode, settings):
+                return _reused(ref, earlier)
+        run = mlflow.start_run(run_name=f"baerase-{mode} {ref.describe()}")
     register_as = ref.name if ref.registered else settings.registered_model_name
-    with tempfile.TemporaryDirectory(prefix="baerase-") as tmp:
-        work = Path(tmp)
-        source_dir = download_model(ref, work / "model")
-        mut = load_model_under_test(ref, source_dir, trust_pickle=settings.trust_pickle, mean=settings.mean, std=settings.std)
-        with mlflow.start_run(run_name=f"baerase-{mode} {ref.describe()}") as run:
+    stage = tracking.Stage("downloading the model")
+    try:
+        with tracking.registry_errors(uri, stage), tempfile.TemporaryDirectory(prefix="baerase-") as tmp:
+            work = Path(tmp)
+            source_dir = download_model(ref, work / "model")
+            stage.now = "loading the model"
+            evidence: dict[str, Any] = {}
+            try:
+                mut = load_model_under_test(ref, source_dir, trust_pickle=settings.trust_pickle, mean=settings.mean, std=settings.std, evidence=evidence)
+            finally:
+                if "modelscan" in evidence:
+                    mlflow.log_dict(evidence["modelscan"], "modelscan.json")
+            stage.now = "validating the clean data"
             data = _prepare_and_log_clean_data(settings, mut)
-            job = _JobContext(settings, mode, ref, client, settings_hash, register_as, run.info.run_id, work, progress)
-            return _scan_erase_register(job, mut=mut, data=data, source_dir=source_dir)
+            job = _JobContext(settings, mode, ref, client, settings_hash, register_as, run.info.run_id, work, stage, progress)
+            outcome = _scan_erase_register(job, mut=mut, data=data, source_dir=source_dir)
+    except BaeraseError as exc:
+        tracking.end_job_run(uri, exc.exit_code, str(exc))
+        raise
+    except BaseException as exc:  # a bug or an interrupt: the run still ends FAILED, the traceback stays
+        tracking.end_job_run(uri, 2, f"{type(exc).__name__}: {exc}")
+        raise
+    tracking.end_job_run(uri, None, None)
+    return outcome
 
 
 def _prepare_and_log_clean_data(settings: JobSettings, mut: ModelUnderTest):
@@ -178,18 +217,25 @@ class _JobContext:
     register_as: str | None  # the registered model a cleaned version goes to
     run_id: str  # the job's MLflow run
     work: Path  # a temporary folder
+    stage: Any  # a tracking.Stage: what the job is doing, for the line a registry failure prints
     progress: Progress = no_progress
 
 
 def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_dir: Path) -> JobOutcome:
     settings, mode, ref, client, progress = job.settings, job.mode, job.ref, job.client, job.progress
-    settings_hash, register_as, run_id, work = job.settings_hash, job.register_as, job.run_id, job.work
+    settings_hash, register_as, run_id, work, stage = job.settings_hash, job.register_as, job.run_id, job.work, job.stage
     from baerase_mlops.registry import publish, tracking
     from baerase_mlops.report.erase_report import write_erase_report
     from baerase_mlops.report.scan_report import write_scan_report
 
     tracking.log_params({f"job.{k}": v for k, v in asdict(settings).items()} | {"job.mode": mode, "job.model_format": mut.format, "job.clean_images": len(data.clean), "job.tool_version": __version__, "job.config_hash": settings_hash})
     tracking.log_clean_set(data.clean)
+    if settings.advisory:
+        from baerase_mlops.report.console import stderr
+
+        tracking.mark_advisory(settings.advisory)
+        stderr.print(f"[bold yellow]warning: {settings.advisory}: its verdict is advisory (it never overwrites a stronger scan's backdoor verdict)[/bold yellow]")
+    stage.now = "scanning"
     scan = run_scan(mut, data, settings.scan_config(), settings.device, progress)
     report = work / "report"
     write_scan_report(scan, report)
@@ -205,6 +251,7 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         before = measure(mut, data, scan, mut.model, resolve_device(settings.device))
         metrics = {f"{k}_before": v for k, v in before.items() if k not in ("accuracy_on", "asr_kind")} | {"asr_kind": before["asr_kind"], "accuracy_on": before["accuracy_on"]}
     tracking.log_report(report)
+    stage.now = "writing the results to the registry"
     erased = outcome is not None and outcome.changed and bool(metrics.get("reached_target")) and (metrics["accuracy_before"] - metrics["accuracy_after"] <= settings.max_accuracy_drop + 1e-9)
 
     verdict = "backdoor" if scan.verdict.backdoor else "clean"
@@ -215,10 +262,15 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         T.ACCURACY_BEFORE: T.fmt(metrics.get("accuracy_before")),
         T.ASR_KIND: str(metrics.get("asr_kind", "")),
         **T.provenance(settings_hash=settings_hash, data_uri=str(settings.data_uri or data.clean.source), run_id=run_id),
-    }
+        T.RECOVERY_STEPS: str(settings.recovery_steps),
+        T.THRESHOLD: T.fmt(settings.threshold),
+    } | ({T.ADVISORY: settings.advisory} if settings.advisory else {})
     if outcome is not None and outcome.changed:
         common |= {T.ASR_AFTER: T.fmt(metrics.get("asr_after")), T.ACCURACY_AFTER: T.fmt(metrics.get("accuracy_after"))}
 
+    recorded = dict(client.get_model_version(ref.name, ref.version).tags) if ref.registered else {}
+    if verdict != "backdoor" and _recorded_backdoor_stands(settings, recorded):
+        return _kept_backdoor(ref, settings, recorded, scan, run_id, metrics)
     new_mv = None
     new_tags: dict[str, str] = {}
     if erased:
@@ -237,13 +289,32 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         )  # fmt: skip
     scanned_tags = common | {T.VERDICT: verdict} | ({T.CLEANED_VERSION: str(new_mv.version)} if new_mv is not None else {})
     if ref.registered:
-        publish.write_tags(client, ref.name, ref.version, scanned_tags)
-    summary = scan.verdict.summary()
+        T.replace_tags(client, ref.name, ref.version, scanned_tags, recorded)
+    summary = (f"[{settings.advisory}] " if settings.advisory else "") + scan.verdict.summary()
     if outcome is not None and not erased:
         summary += "; the erasure did not reach its targets within the accuracy bound, so no cleaned version was registered"
     elif new_mv is not None:
         summary += f"; cleaned model registered as models:/{new_mv.name}/{new_mv.version}"
     return JobOutcome(ref.describe(), verdict, summary, False, str(new_mv.version) if new_mv else None, run_id, scanned_tags if ref.registered else {}, new_tags, metrics)
+
+
+def _recorded_backdoor_stands(settings: JobSettings, recorded: dict[str, str]) -> bool:
+    """A ``backdoor`` verdict is kept against a scan weaker than the one that wrote it."""
+    return recorded.get(T.VERDICT) == "backdoor" and T.weaker_than_recorded(settings.recovery_steps, settings.threshold, recorded)
+
+
+def _kept_backdoor(ref: ModelRef, settings: JobSettings, recorded: dict[str, str], scan, run_id: str, metrics) -> JobOutcome:
+    """The weaker scan's result stays in its run; the version keeps its recorded verdict and tags."""
+    from baerase_mlops.registry import tracking
+
+    steps, threshold = T.scan_strength(recorded)
+    summary = (
+        f"the recorded verdict backdoor stands (run {recorded.get(T.RUN_ID, '?')}: {steps} recovery steps, threshold {threshold:g}): "
+        f"this scan ({settings.recovery_steps} steps, threshold {settings.threshold:g}) is weaker and found {scan.verdict.summary()!r}, "
+        "which does not overwrite it; nothing was written to the registry"
+    )
+    tracking.mark_precedence(summary)
+    return JobOutcome(ref.describe(), "backdoor", summary, False, None, run_id, T.read_verdict(recorded).tags, {}, metrics)
 
 
 def _reused(ref: ModelRef, earlier: T.RecordedVerdict) -> JobOutcome:

@@ -2,14 +2,22 @@
 
 Three formats are recognised in the downloaded folder:
 
-* ``pt2``: an MLflow pytorch model saved with torch.export (MLflow 3's default). It is
-  loaded with ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`` so that MLflow checks that
-  the archive holds no pickle payload before ``torch.export.load`` touches it.
+* ``pt2``: an MLflow pytorch model saved with torch.export (MLflow 3's default). MLflow's
+  check that the archive holds no pickle payload always runs before ``torch.export.load``.
 * ``state_dict+spec``: a lab model folder (``model.pt`` + ``model.json``), read with
   torch's weights-only loader.
 * ``pickle``: an MLflow pytorch model saved with pickle. Unpickling runs code, so it is
-  refused unless the user passes the trust flag; even then modelscan scans it first, and
-  an explicit ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`` in the environment wins.
+  refused unless the user passes the trust flag; even then modelscan scans it, an own walk
+  of its opcodes refuses every global outside an allow-list (``pickle_guard``) before
+  anything is unpickled, torch's weights-only unpickler loads it, and an explicit
+  ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`` in the environment wins.
+
+Nothing from the model's folder is ever imported or run: ``mlflow.pytorch.load_model`` is
+not used, because it puts the model's ``code/`` folder first on ``sys.path`` (a planted
+package named like one this tool imports later would run) and imports the pickle module
+named in ``data/pickle_module_info.txt``. A model that carries ``code/`` or a custom
+pyfunc ``loader_module`` is refused unless the user passes the trust flag, and even then
+that code is ignored. Every package the tool needs is imported before a model is loaded.
 
 The input contract is read from the MLflow signature (a float32 tensor of shape
 (-1, C, H, W), outputs (-1, K)) and the model's metadata (``classes``, ``normalization``,
@@ -19,14 +27,17 @@ and, for lab models, ``baerase_lab_spec``).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from baerase_mlops.contract import InputContract
-from baerase_mlops.errors import ModelError, RegistryError
 from baerase_mlops.engine import ModelUnderTest, apply_user_normalization, lab_contract
+from baerase_mlops.errors import ModelError, RegistryError
 from baerase_mlops.lab.spec import ModelSpec, load_lab_model, spec_path_for
 from baerase_mlops.registry.resolve import ModelRef
 
@@ -45,6 +56,10 @@ def download_model(ref: ModelRef, dst: Path) -> Path:
     try:
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.download_uri, dst_path=str(dst)))
     except (MlflowException, OSError) as exc:
+        from baerase_mlops.registry.tracking import server_unreachable
+
+        if server_unreachable(exc):
+            raise  # the job's registry-failure line says which server, and what it was doing
         raise RegistryError(f"{ref.describe()}: cannot download the model's files ({exc})") from exc
 
 
@@ -64,18 +79,73 @@ def detect_format(path: Path) -> str:
     raise ModelError(f"{path}: not a model this tool can load (expected an MLflow pytorch model or a lab model.pt + model.json)")
 
 
+# Everything the tool imports lazily after a model is loaded (the data sources, validation,
+# the report, modelscan), imported first so that no name can resolve to a model's files.
+TOOL_IMPORTS = (
+    "mlxtend.data", "sklearn.datasets", "great_expectations", "great_expectations.expectations", "pandas",
+    "matplotlib.pyplot", "PIL.Image", "boto3", "botocore.config", "modelscan.modelscan", "torchvision.models",
+    "mlflow.models", "mlflow.data", "mlflow.pytorch",
+)  # fmt: skip
+PYTORCH_LOADER = "mlflow.pytorch"
+
+
+def import_tool_dependencies() -> None:
+    """Import every package the tool needs before any model is loaded (an optional one that
+    is not installed is skipped: the code that needs it says so)."""
+    import importlib
+
+    for name in TOOL_IMPORTS:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
 @contextmanager
-def pickle_switch(allowed: bool) -> Iterator[None]:
-    """Set MLflow's pickle switch for the duration, and put back what was there."""
-    before = os.environ.get(PICKLE_SWITCH)
-    os.environ[PICKLE_SWITCH] = "true" if allowed else "false"
+def sys_path_unchanged(folder: Path) -> Iterator[None]:
+    """Run the block with ``sys.path`` as it was, and never with ``folder`` (or anything under it) on it."""
+    before = list(sys.path)
+    root = str(folder.resolve())
+    sys.path[:] = [p for p in before if not _under(p, root)]
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(PICKLE_SWITCH, None)
-        else:
-            os.environ[PICKLE_SWITCH] = before
+        sys.path[:] = [p for p in before if not _under(p, root)]
+
+
+def _under(entry: str, root: str) -> bool:
+    try:
+        resolved = str(Path(entry or ".").resolve())
+    except OSError:
+        return False
+    return resolved == root or resolved.startswith(root + os.sep)
+
+
+def code_carried(path: Path, mlmodel) -> list[str]:
+    """What in the MLflow model folder would run code if MLflow loaded it: a ``code/`` folder
+    (``code_paths``) or a pyfunc ``loader_module`` other than MLflow's pytorch flavor."""
+    found = []
+    pytorch_conf = (mlmodel.flavors or {}).get("pytorch", {})
+    code_dirs = {d for d in ("code", pytorch_conf.get("code")) if d} | {(mlmodel.flavors or {}).get("python_function", {}).get("code") or "code"}
+    for name in sorted(code_dirs):
+        if (path / name).exists():
+            found.append(f"{name}/ (code_paths: {', '.join(sorted(p.name for p in (path / name).iterdir())) or 'empty'})")
+    loader = (mlmodel.flavors or {}).get("python_function", {}).get("loader_module")
+    if loader and loader != PYTORCH_LOADER:
+        found.append(f"loader_module {loader!r}")
+    return found
+
+
+def check_code_consent(found: list[str], trust: bool, where: str) -> None:
+    if found and not trust:
+        raise ModelError(
+            f"{where} carries code: {'; '.join(found)}. This tool never runs a model's code; pass the trust flag "
+            "(--trust-pickle / -P trust_pickle=true) to load its weights anyway, with that code ignored"
+        )
+
+
+def pickle_switch_forbids() -> bool:
+    return os.environ.get(PICKLE_SWITCH, "").strip().lower() in ("false", "0", "no", "off")
 
 
 def check_pickle_consent(trust_pickle: bool, where: str) -> None:
@@ -86,25 +156,63 @@ def check_pickle_consent(trust_pickle: bool, where: str) -> None:
             "Re-log it with serialization_format='pt2' (MLflow's default), or pass the trust flag "
             "(--trust-pickle / -P trust_pickle=true) to scan it with modelscan and load it"
         )
-    switch = os.environ.get(PICKLE_SWITCH, "").strip().lower()
-    if switch in ("false", "0", "no", "off"):
+    if pickle_switch_forbids():
         raise ModelError(f"{where}: the trust flag was given, but {PICKLE_SWITCH}=false in this environment forbids unpickling; unset it to proceed")
 
 
-def modelscan_or_refuse(path: Path, where: str) -> dict[str, Any]:
-    """Scan the pickle with modelscan; refuse on any finding or on files it could not read."""
+def run_modelscan(path: Path) -> dict[str, Any]:
+    """modelscan's report on ``path`` (it reads pickles without unpickling them)."""
     from modelscan.modelscan import ModelScan
 
-    report = ModelScan().scan(str(path))
+    return ModelScan().scan(str(path))
+
+
+def modelscan_refusal(report: dict[str, Any], where: str) -> str | None:
+    """Why modelscan's report refuses the pickle (a finding, a file it could not read, nothing scanned), or None."""
     issues = report.get("issues", [])
     errors = report.get("errors", [])
     if issues or errors:
         found = "; ".join(f"{i.get('severity')}: {i.get('description')} in {i.get('source')}" for i in issues[:5])
         failed = "; ".join(str(e.get("description", e)) for e in errors[:3])
-        raise ModelError(f"{where}: modelscan refused the pickle ({found or failed})")
+        return f"{where}: modelscan refused the pickle ({found or failed})"
     if not report.get("summary", {}).get("scanned", {}).get("total_scanned"):
-        raise ModelError(f"{where}: modelscan found no pickle it could check; refusing to unpickle what was not scanned")
-    return report
+        return f"{where}: modelscan found no pickle it could check; refusing to unpickle what was not scanned"
+    return None
+
+
+def load_pickled_model(model_file: Path, where: str, trust_pickle: bool, evidence: dict[str, Any]):
+    """The allow-list walk (before the trust flag is even looked at: a payload is named either
+    way), the consent, modelscan (its report into ``evidence``), then torch's weights-only
+    unpickler with only the module classes the walk allowed: nothing is unpickled unless all agree."""
+    import torch
+
+    from baerase_mlops.registry.pickle_guard import check_pickle_allow_list, module_classes
+
+    if trust_pickle and not pickle_switch_forbids():
+        evidence["modelscan"] = run_modelscan(model_file.parent)  # recorded even when the walk refuses
+    allowed = check_pickle_allow_list(model_file, where)
+    check_pickle_consent(trust_pickle, where)
+    refusal = modelscan_refusal(evidence["modelscan"], where)
+    if refusal:
+        raise ModelError(refusal)
+    try:
+        with torch.serialization.safe_globals(module_classes(allowed)):
+            return torch.load(model_file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's own unpickler refused something the walk let through
+        raise ModelError(f"{where}: torch's weights-only unpickler refused the pickle ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+
+
+def load_pt2_model(model_file: Path, where: str):
+    """MLflow's pickle-free check of the archive (always, whatever the switch says), then torch.export."""
+    import torch
+    from mlflow.exceptions import MlflowException
+    from mlflow.pytorch import _validate_pt2_archive_is_pickle_free
+
+    try:
+        _validate_pt2_archive_is_pickle_free(str(model_file))
+    except MlflowException as exc:
+        raise ModelError(f"{where}: the pt2 archive is not pickle-free: {exc.message}") from exc
+    return torch.export.load(str(model_file)).module()
 
 
 def contract_from_mlmodel(mlmodel, where: str, metadata: dict[str, Any]) -> InputContract:
@@ -132,30 +240,36 @@ def contract_from_mlmodel(mlmodel, where: str, metadata: dict[str, Any]) -> Inpu
     return InputContract(tuple(int(v) for v in shape[1:]), tuple(str(c) for c in classes), normalization, source=f"MLflow signature of {where}")
 
 
-def load_model_under_test(ref: ModelRef, path: Path, *, trust_pickle: bool = False, mean=None, std=None) -> ModelUnderTest:
-    """Load the downloaded model at ``path`` safely, with its input contract."""
+def load_model_under_test(
+    ref: ModelRef, path: Path, *, trust_pickle: bool = False, mean=None, std=None, evidence: dict[str, Any] | None = None
+) -> ModelUnderTest:
+    """Load the downloaded model at ``path`` safely, with its input contract. ``evidence``
+    receives what the safety checks produced (``modelscan``: its report) for the run."""
     where = ref.describe()
+    evidence = {} if evidence is None else evidence
+    import_tool_dependencies()
     fmt = detect_format(path)
     if fmt == "state_dict+spec":
         model, spec = load_lab_model(path if path.is_file() else path / "model.pt")
         return apply_user_normalization(ModelUnderTest(model, lab_contract(spec, f"lab spec of {where}"), where, fmt, spec), mean, std)
-    import mlflow
-    from mlflow.exceptions import MlflowException
     from mlflow.models import Model
 
     mlmodel = Model.load(str(path / "MLmodel"))
+    check_code_consent(code_carried(path, mlmodel), trust_pickle, where)
     metadata = dict(mlmodel.metadata or {})
     contract = contract_from_mlmodel(mlmodel, where, metadata)
-    if fmt == "pickle":
-        check_pickle_consent(trust_pickle, where)
-        modelscan_or_refuse(path, where)
-    try:
-        with pickle_switch(fmt == "pickle"):
-            model = mlflow.pytorch.load_model(str(path))
-    except MlflowException as exc:
-        raise ModelError(f"{where}: MLflow refused to load the model: {exc.message}") from exc
-    except Exception as exc:  # a broken archive fails in many ways inside torch
-        raise ModelError(f"{where}: the model could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    with sys_path_unchanged(path):
+        if fmt == "pickle":
+            model = load_pickled_model(path / "data" / "model.pth", where, trust_pickle, evidence)
+        else:
+            try:
+                model = load_pt2_model(path / "data" / "model.pt2", where)
+            except ModelError:
+                raise
+            except Exception as exc:  # a broken archive fails in many ways inside torch
+                raise ModelError(f"{where}: the model could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"{where}: the model file holds a {type(model).__name__}, not a torch.nn.Module")
     lab = metadata.get(LAB_SPEC_KEY)
     spec = ModelSpec.from_json(lab, where) if isinstance(lab, dict) else None
     return apply_user_normalization(ModelUnderTest(model, contract, where, fmt, spec), mean, std)

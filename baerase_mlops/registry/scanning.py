@@ -77,7 +77,6 @@ def record_error(settings: JobSettings, message: str) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from baerase_mlops.registry.publish import write_tags
     from baerase_mlops.registry.resolve import resolve_model_uri
 
     client = mlflow.MlflowClient()
@@ -91,6 +90,9 @@ def record_error(settings: JobSettings, message: str) -> None:
             T.DATA_URI: str(settings.data_uri or ""),
             T.VERDICT: "error",
         }
-        write_tags(client, ref.name, ref.version, tags)
+        existing = dict(client.get_model_version(ref.name, ref.version).tags)
+        if existing.get(T.VERDICT) == "backdoor":
+            return  # a failed scan is no evidence: it never hides a recorded backdoor
+        T.replace_tags(client, ref.name, ref.version, tags, existing)
     except (BaeraseError, MlflowException, OSError):
         pass  # the version is gone or the registry is down: there is nothing to record on

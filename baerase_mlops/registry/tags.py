@@ -35,6 +35,12 @@ ASR_KIND = PREFIX + "asr_kind"  # "real" (the lab's trigger is known) or "recove
 DATA_URI = PREFIX + "data_uri"  # the clean data of the last scan, so a gate can scan again
 RUN_ID = PREFIX + "run_id"  # the MLflow run that holds the report
 ERROR = PREFIX + "error"  # why a scan could not judge the model (verdict "error")
+# How strong the scan was, so that a weaker one cannot overwrite it (verdict precedence).
+RECOVERY_STEPS = PREFIX + "recovery_steps"
+THRESHOLD = PREFIX + "threshold"
+ADVISORY = PREFIX + "advisory"  # set when the scan ran below the documented minimum: why
+# Written by the alias guard, not by a scan: kept when a rescan replaces the scan's tags.
+ALIAS_REFUSED = PREFIX + "alias_refused."
 
 
 def config_hash(settings: dict[str, Any]) -> str:
@@ -79,6 +85,40 @@ class RecordedVerdict:
             return float(value) if value != "" else None
         except ValueError:
             return None
+
+
+def scan_strength(tags: dict[str, str]) -> tuple[int, float]:
+    """(recovery steps, threshold) a recorded verdict was written with; a verdict that does not
+    record them (older tool versions) counts as written at the defaults."""
+    from baerase_mlops.config import DetectionConfig, RecoveryConfig
+
+    recorded = RecordedVerdict(tags)
+    steps, threshold = recorded.number(RECOVERY_STEPS), recorded.number(THRESHOLD)
+    return (int(steps) if steps is not None else RecoveryConfig.steps, threshold if threshold is not None else DetectionConfig.threshold)
+
+
+def weaker_than_recorded(steps: int, threshold: float, tags: dict[str, str]) -> bool:
+    """A scan with ``steps`` and ``threshold`` is weaker than the one that wrote ``tags``:
+    fewer recovery steps, or a higher (more lenient) threshold."""
+    recorded_steps, recorded_threshold = scan_strength(tags)
+    return steps < recorded_steps or threshold > recorded_threshold + 1e-12
+
+
+def replace_tags(client, name: str, version: str, tags: dict[str, str], existing: dict[str, str]) -> None:
+    """Make ``tags`` the version's whole ``baerase.*`` scan record: the old verdict goes first
+    (a crash from here on leaves a version that reads as never scanned, never a verdict beside
+    another run's numbers), then the new tags, then the old ones this run did not write are
+    deleted (the alias guard's ``alias_refused.*`` notes stay), and the verdict comes last."""
+    if VERDICT in existing:
+        client.delete_model_version_tag(name, version, VERDICT)
+    for key, value in tags.items():
+        if key != VERDICT:
+            client.set_model_version_tag(name, version, key, value)
+    for key in sorted(existing):
+        if key.startswith(PREFIX) and key not in tags and key != VERDICT and not key.startswith(ALIAS_REFUSED):
+            client.delete_model_version_tag(name, version, key)
+    if VERDICT in tags:
+        client.set_model_version_tag(name, version, VERDICT, tags[VERDICT])
 
 
 def read_verdict(tags: dict[str, str]) -> RecordedVerdict:

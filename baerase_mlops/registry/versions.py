@@ -60,8 +60,19 @@ def settings_for(base: JobSettings, info: VersionInfo, data_override: str | None
 
 
 def is_current(settings: JobSettings, info: VersionInfo) -> bool:
-    """The version's verdict was written by this tool version with these settings."""
-    return info.recorded.is_current(__version__, T.config_hash(settings.verdict_settings()))
+    """The version's verdict was written by this tool version with these settings, or with the
+    same settings but a stronger scan (at least as many recovery steps, at most this threshold):
+    a weaker scan has nothing to add to it, and must not replace it (verdict precedence)."""
+    recorded = info.recorded
+    if recorded.is_current(__version__, T.config_hash(settings.verdict_settings())):
+        return True
+    if T.RECOVERY_STEPS not in recorded.tags or T.THRESHOLD not in recorded.tags:
+        return False
+    steps, threshold = T.scan_strength(recorded.tags)
+    if T.weaker_than_recorded(steps, threshold, {T.RECOVERY_STEPS: str(settings.recovery_steps), T.THRESHOLD: str(settings.threshold)}):
+        return False  # the recorded scan is the weaker one
+    as_recorded = replace(settings, recovery_steps=steps, threshold=threshold)
+    return recorded.is_current(__version__, T.config_hash(as_recorded.verdict_settings()))
 
 
 def follow_pages(search: Callable, **kwargs) -> Iterator:
@@ -142,6 +153,8 @@ def connect_registry():
     import mlflow
 
     from baerase_mlops.registry.resolve import check_tracking_server
+    from baerase_mlops.registry.tracking import bounded_http_retries
 
+    bounded_http_retries()
     check_tracking_server(mlflow.get_tracking_uri())
     return mlflow.MlflowClient()

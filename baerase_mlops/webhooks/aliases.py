@@ -18,7 +18,7 @@ from baerase_mlops.registry.versions import VersionInfo, is_current, model_versi
 from baerase_mlops.registry.gate import judge
 from baerase_mlops.webhooks.queue import JobQueue, JobSpec
 
-REFUSED_TAG = T.PREFIX + "alias_refused."  # + alias: why the alias was taken off this version
+REFUSED_TAG = T.ALIAS_REFUSED  # + alias: why the alias was taken off this version (kept by rescans)
 
 
 @dataclass(frozen=True)
