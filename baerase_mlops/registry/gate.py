@@ -60,6 +60,8 @@ def _within_bounds(info: VersionInfo, policy: GatePolicy) -> Decision:
     asr, before, after = recorded.number(T.ASR_AFTER), recorded.number(T.ACCURACY_BEFORE), recorded.number(T.ACCURACY_AFTER)
     if asr is None or before is None or after is None:
         return Decision(False, f"{info.uri} is a cleaned version without its ASR and accuracy tags")
+    if info.tags.get(T.ASR_KIND) != "verified":
+        return Decision(False, f"{info.uri} is a cleaned version whose ASR was not verified by an independent scan")
     if asr > policy.max_asr:
         return Decision(False, f"{info.uri} was cleaned, but its ASR {asr:.2%} exceeds {policy.max_asr:.2%}")
     if before - after > policy.max_accuracy_drop + 1e-9:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from baerase_mlops.core.scan import Verdict
+from baerase_mlops.core.verification import VerificationResult
 from baerase_mlops.data import ImageSet
 
 
@@ -51,3 +52,12 @@ def log_erasure(metrics: dict[str, Any]) -> None:
     import mlflow
 
     mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None})
+
+
+def log_verification(verification: VerificationResult) -> None:
+    """The second, independent scan of the candidate: its verdict and the trigger search, as
+    ``verification.json``; the run then holds both scans (``report/verdict.json`` is the first)."""
+    import mlflow
+
+    mlflow.log_dict(verification.to_json(), "verification.json")
+    mlflow.set_tag("baerase.verification", "passed" if verification.passed else "failed")
