@@ -119,6 +119,29 @@ class UnlearningConfig:
 
 
 @dataclass(frozen=True)
+class VerificationConfig:
+    """The independent check after unlearning (``core/verification.py``): a fresh re-scan and
+    a trigger search at the backdoor's size, on clean images the unlearning never saw.
+
+    The held-out part of the clean set is split once more: ``1 - verify_fraction`` of it
+    is the unlearning's stopping-rule set, ``verify_fraction`` is seen only by verification
+    (and is where the accuracy drop is estimated when no lab test split is known).
+    """
+
+    verify_fraction: float = 0.5
+    seed_offset: int = 1000  # the re-scan's recovery seed is the scan's plus this: fresh triggers
+    # The search's mask-L1 budget, as a multiple of the flagged class's smallest recovered
+    # trigger in the original scan: at 1.0 it asks "does a trigger as small as the backdoor's
+    # still work?"; a clean class's natural triggers are several times larger (that is what
+    # flagged it), so this does not ask the impossible of a cleaned model.
+    budget_factor: float = 1.0
+    steps: int = 150  # Adam steps per restart
+    restarts: int = 2
+    lr: float = 0.05
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
 class ValidationConfig:
     """Limits of the clean-set validation (Great Expectations, ``data/validate.py``).
 

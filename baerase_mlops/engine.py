@@ -12,13 +12,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from baerase_mlops.config import ScanConfig, UnlearningConfig, ValidationConfig
+from baerase_mlops.config import DetectionConfig, RecoveryConfig, ScanConfig, UnlearningConfig, ValidationConfig, VerificationConfig
 from baerase_mlops.contract import InputContract
 from baerase_mlops.core.metrics import accuracy
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
-from baerase_mlops.core.scan import Scanner, ScanResult, recovered_trigger_asr
+from baerase_mlops.core.scan import Scanner, ScanResult, Verdict, recovered_trigger_asr
+from baerase_mlops.core.verification import ErasureVerifier, VerificationResult
 from baerase_mlops.core.unlearning import UNLEARNING_METHODS, UnlearningResult
 from baerase_mlops.data import ImageSet, clean_subset
+from baerase_mlops.data.split import stratified_split
 from baerase_mlops.data.imageset import check_values
 from baerase_mlops.data.sources import read_images
 from baerase_mlops.data.validate import ValidationResult, validate_clean_set
@@ -73,6 +75,12 @@ class EraseOutcome:
     changed: bool
     unlearning: UnlearningResult | None
     metrics: dict[str, Any] = field(default_factory=dict)
+    verification: VerificationResult | None = None  # the independent re-scan of the candidate
+
+    @property
+    def verified(self) -> bool:
+        """The candidate passed verification: only then may it be called cleaned."""
+        return self.verification is not None and self.verification.passed
 
 
 def with_normalization(model: nn.Module, mean: list[float] | None, std: list[float] | None) -> nn.Module:
@@ -154,6 +162,12 @@ def run_scan(mut: ModelUnderTest, data: CleanData, config: ScanConfig = ScanConf
     return result
 
 
+def split_holdout(scan: ScanResult, verify_fraction: float) -> tuple[ImageSet, ImageSet]:
+    """(stopping-rule part, verification part) of a scan's held-out clean images: the
+    unlearning stops on the first; only verification ever sees the second."""
+    return stratified_split(scan.holdout, verify_fraction, scan.verdict.seed + 1)
+
+
 def run_erase(
     mut: ModelUnderTest,
     data: CleanData,
@@ -162,8 +176,13 @@ def run_erase(
     method: str = "baerase",
     device: str = "auto",
     progress: Progress = no_progress,
+    *,
+    verification: VerificationConfig | None = VerificationConfig(),
 ) -> EraseOutcome:
-    """Unlearn the flagged classes' triggers; a model with nothing flagged goes through unchanged."""
+    """Unlearn the flagged classes' triggers, then verify the candidate independently (a
+    fresh re-scan and a trigger search at the backdoor's size, on held-out images the
+    unlearning never saw; ``verification=None`` skips it, and nothing may then call the
+    result cleaned). A model with nothing flagged goes through unchanged."""
     if method not in UNLEARNING_METHODS:
         raise UsageError(f"unknown unlearning method {method!r}; choose one of {sorted(UNLEARNING_METHODS)}")
     dev = resolve_device(device)
@@ -171,10 +190,76 @@ def run_erase(
     before = measure(mut, data, scan, mut.model, dev)
     if not targets:
         return EraseOutcome(mut.model, False, None, {**_suffixed(before, "before"), **_suffixed(before, "after")})
-    result = UNLEARNING_METHODS[method](config, dev, progress).unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, targets)
+    stop_set, verify_set = split_holdout(scan, (verification or VerificationConfig()).verify_fraction)
+    result = UNLEARNING_METHODS[method](config, dev, progress).unlearn(mut.model, scan.optimisation, stop_set, scan.recovery, targets)
     after = measure(mut, data, scan, result.model, dev)
-    metrics = {**_suffixed(before, "before"), **_suffixed(after, "after"), "unlearning_steps": result.steps, "unlearning_s": result.seconds, "reached_target": result.reached_target}
-    return EraseOutcome(result.model, True, result, metrics)
+    metrics = {
+        **_suffixed(before, "before"), **_suffixed(after, "after"),
+        "unlearning_steps": result.steps, "unlearning_s": result.seconds, "reached_target": result.reached_target,
+    }  # fmt: skip
+    checked = None
+    if verification is not None:
+        checked = verify_erasure(mut, scan, result.model, verify_set, target_asr=config.target_asr, config=verification, device=dev, progress=progress)
+        metrics |= verification_metrics(checked)
+        if data.evaluation is None:
+            # No lab test split: the accuracy a registry records is the one on images that neither
+            # the unlearning nor its stopping rule saw (a small set: its interval is in the metrics).
+            metrics |= {
+                "accuracy_before": checked.accuracy_before, "accuracy_after": checked.accuracy_after,
+                "accuracy_on": f"{checked.accuracy_images} verification images",
+            }  # fmt: skip
+    return EraseOutcome(result.model, True, result, metrics, checked)
+
+
+def verify_erasure(
+    mut: ModelUnderTest,
+    scan: ScanResult,
+    candidate: nn.Module,
+    verify_set: ImageSet,
+    *,
+    target_asr: float,
+    config: VerificationConfig = VerificationConfig(),
+    device: str | torch.device = "auto",
+    progress: Progress = no_progress,
+) -> VerificationResult:
+    """The independent verification of ``candidate`` (see core/verification.py), with the
+    original scan's recovery and detection settings and a fresh seed."""
+    flagged = {t: scan.verdict.classes[t].norm for t in scan.verdict.flagged_classes}
+    verifier = ErasureVerifier(scan_config_of(scan.verdict), config, device, progress)
+    return verifier.verify(
+        original=mut.model, candidate=candidate, optimisation=scan.optimisation, verify=verify_set, contract=mut.contract,
+        flagged=flagged, target_asr=target_asr,
+    )  # fmt: skip
+
+
+def scan_config_of(verdict: Verdict) -> ScanConfig:
+    """The ScanConfig a verdict was reached with (recorded in ``verdict.config``)."""
+    recorded = verdict.config
+    return ScanConfig(
+        method=recorded["method"],
+        recovery=RecoveryConfig(**recorded["recovery"]),
+        detection=DetectionConfig(**recorded["detection"]),
+        holdout_fraction=recorded["holdout_fraction"],
+        eval_draws=recorded["eval_draws"],
+    )
+
+
+def verification_metrics(v: VerificationResult) -> dict[str, Any]:
+    """The verification's numbers, flat, for the run and the report."""
+    low, high = v.accuracy_drop_interval
+    return {
+        "verification_passed": v.passed,
+        "verified_asr": v.asr,
+        "verification_anomaly_index": v.rescan.anomaly_index,
+        "verification_flagged": v.rescan.flagged_classes,
+        "verification_reasons": v.reasons,
+        "verification_images": v.accuracy_images,
+        "verification_accuracy_before": v.accuracy_before,
+        "verification_accuracy_after": v.accuracy_after,
+        "verification_accuracy_drop_low": low,
+        "verification_accuracy_drop_high": high,
+        "verification_s": v.seconds,
+    }
 
 
 def measure(mut: ModelUnderTest, data: CleanData, scan: ScanResult, model: nn.Module, device: torch.device) -> dict[str, Any]:

@@ -28,6 +28,19 @@ def test_baerase_erases_the_backdoor_and_keeps_accuracy(scan_factory, name):
     assert m["real_asr_after"] <= 0.02
     assert m["accuracy_before"] - m["accuracy_after"] <= 0.02
     assert m["recovered_asr_after"] <= 0.01
+    assert outcome.verified, outcome.verification.reasons
+    assert m["verified_asr"] <= 0.02
+    assert m["verified_asr"] >= m["real_asr_after"] - 0.02  # the verified number does not flatter
+
+
+def test_an_erasure_that_changed_nothing_fails_verification(scan_factory):
+    mut, data, scan = scan_factory("badnets")
+    outcome = run_erase(mut, data, scan, UnlearningConfig(max_steps=0), device="cpu")
+    assert outcome.changed and not outcome.verified
+    v = outcome.verification
+    assert v.rescan.seed != scan.verdict.seed
+    assert 0 in v.rescan.flagged_classes or v.asr > 0.5
+    assert v.reasons and outcome.metrics["verification_passed"] is False
 
 
 def test_original_model_is_not_touched(scan_factory):

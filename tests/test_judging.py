@@ -12,7 +12,7 @@ from baerase_mlops.registry.audit import FINDINGS, AuditRow, audit_exit_code
 from baerase_mlops.registry.gate import JUDGING, evaluate
 from baerase_mlops.registry.versions import VersionInfo
 
-BOUNDS = {T.ASR_AFTER: "0.004", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.975"}
+BOUNDS = {T.ASR_AFTER: "0.004", T.ASR_KIND: "verified", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.975"}
 # (the tags of a version, whether its verdict is current, its registered cleaned version) per state
 STATES = {
     "not-scanned": ({}, False, None),
@@ -24,6 +24,7 @@ STATES = {
     "clean": ({T.VERDICT: "clean"}, True, None),
     "cleaned": ({T.VERDICT: "cleaned", **BOUNDS}, True, None),
     "cleaned-outside-bounds": ({T.VERDICT: "cleaned", **BOUNDS, T.ASR_AFTER: "0.3"}, True, None),
+    "cleaned-unverified": ({T.VERDICT: "cleaned", **BOUNDS, T.ASR_KIND: "real"}, True, None),
 }
 
 

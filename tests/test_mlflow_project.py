@@ -49,13 +49,26 @@ def test_main_job_registers_a_cleaned_version_tagged_with_asr_and_accuracy(regis
     assert scanned["baerase.verdict"] == "backdoor" and scanned["baerase.cleaned_version"] == "2"
     assert json.loads(scanned["baerase.flagged_classes"]) == [lab.target]
     assert cleaned["baerase.verdict"] == "cleaned" and cleaned["baerase.source_version"] == "1"
-    assert cleaned["baerase.asr_kind"] == "real"
+    assert cleaned["baerase.asr_kind"] == "verified"
     assert float(cleaned["baerase.asr_before"]) >= 0.95
     assert float(cleaned["baerase.asr_after"]) <= 0.02
+    assert float(cleaned["baerase.real_asr_after"]) <= 0.02  # the lab trigger, reported beside it
     assert float(cleaned["baerase.accuracy_before"]) - float(cleaned["baerase.accuracy_after"]) <= 0.02
     for key in ("baerase.anomaly_index", "baerase.scanned_at", "baerase.tool_version", "baerase.config_hash"):
         assert scanned[key] and cleaned[key]
     assert "from models:/" in registry.get_model_version(name, "2").description
+
+
+def test_cleaned_versions_asr_after_is_the_independent_verifications(registry, cleaned_badnets):
+    name, lab, _ = cleaned_badnets
+    cleaned = registry.get_model_version(name, "2").tags
+    run_id = cleaned["baerase.run_id"]
+    verification = json.loads(open(registry.download_artifacts(run_id, "verification.json")).read())
+    assert verification["passed"] is True and verification["rescan"]["flagged_classes"] == []
+    assert float(cleaned["baerase.asr_after"]) == pytest.approx(verification["asr"], abs=1e-4)
+    assert [t["label"] for t in verification["triggers"]] == [lab.target]
+    # Measured with fresh triggers, not the unlearnt ones: never below the lab trigger's ASR by more than 2 points.
+    assert float(cleaned["baerase.asr_after"]) >= float(cleaned["baerase.real_asr_after"]) - 0.02
 
 
 def test_cleaned_version_loads_with_mlflow_like_the_original(registry, cleaned_badnets):

@@ -149,9 +149,19 @@ class Scanner:
             )
         if clean.num_classes != contract.num_classes:
             raise DataError(f"{clean.source}: the data have {clean.num_classes} classes but the model {contract.num_classes}")
+        optimisation, holdout = split_clean_set(clean, c.holdout_fraction, c.recovery.seed)
+        return self.scan_parts(model, optimisation, holdout, contract, source=clean.source, started=started)
+
+    def scan_parts(
+        self, model: nn.Module, optimisation: ImageSet, holdout: ImageSet, contract: InputContract, *, source: str | None = None,
+        started: float | None = None,
+    ) -> ScanResult:
+        """A scan on a given split: recovery on ``optimisation``, held-out ASR on ``holdout``
+        (a verification re-scan keeps the images the unlearning never saw held out)."""
+        c = self.config
+        started = time.perf_counter() if started is None else started
         model = model.to(self.device)
         check_classifier(model, contract.input_shape, contract.num_classes, self.device)
-        optimisation, holdout = split_clean_set(clean, c.holdout_fraction, c.recovery.seed)
         recovery = RECOVERY_METHODS[c.method](c.recovery, self.device, self.progress).recover(
             model, optimisation.x, optimisation.y, contract.num_classes
         )
@@ -183,7 +193,10 @@ class Scanner:
             seed=c.recovery.seed,
             timings={"recovery_s": recovery.seconds, "evaluation_s": finished - evaluated, "total_s": finished - started},
             contract=contract,
-            clean_images={"source": clean.source, "total": len(clean), "optimisation": len(optimisation), "holdout": len(holdout)},
+            clean_images={
+                "source": source or optimisation.source, "total": len(optimisation) + len(holdout),
+                "optimisation": len(optimisation), "holdout": len(holdout),
+            },
             config=asdict(c),
         )
         return ScanResult(verdict, recovery, optimisation, holdout)

@@ -35,6 +35,7 @@ FINDINGS = {
     "backdoor": ("error", "carries a backdoor and no cleaned version of it is registered"),
     "backdoor-cleaned": ("warning", "carries a backdoor; a cleaned version is registered: promote that one"),
     "cleaned-outside-bounds": ("warning", "a cleaned version whose ASR or accuracy loss is outside the gate's bounds"),
+    "cleaned-unverified": ("warning", "a cleaned version whose ASR was not measured by an independent re-scan (asr_kind is not verified)"),
     "scan-error": ("warning", "the scan could not judge the model"),
     "unknown-verdict": ("warning", "the baerase.verdict tag holds no verdict this tool knows"),
     "not-scanned": ("warning", "never scanned: nothing is known about a backdoor"),

@@ -31,6 +31,7 @@ JUDGING: dict[str, tuple[bool, str | None]] = {
     "clean": (True, None),
     "cleaned": (True, None),  # within the policy's bounds
     "cleaned-outside-bounds": (False, "cleaned-outside-bounds"),
+    "cleaned-unverified": (False, "cleaned-unverified"),  # its asr_after is not an independent re-scan's
 }
 
 
@@ -89,6 +90,8 @@ def _within_bounds(info: VersionInfo, policy: GatePolicy) -> Decision:
     outside = "cleaned-outside-bounds"
     if asr is None or before is None or after is None:
         return _decided(outside, f"{info.uri} is a cleaned version without its ASR and accuracy tags")
+    if info.tags.get(T.ASR_KIND) != "verified":
+        return _decided("cleaned-unverified", f"{info.uri} is a cleaned version whose ASR was not verified by an independent scan")
     if asr > policy.max_asr:
         return _decided(outside, f"{info.uri} was cleaned, but its ASR {asr:.2%} exceeds {policy.max_asr:.2%}")
     if before - after > policy.max_accuracy_drop + 1e-9:

@@ -252,7 +252,10 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         metrics = {f"{k}_before": v for k, v in before.items() if k not in ("accuracy_on", "asr_kind")} | {"asr_kind": before["asr_kind"], "accuracy_on": before["accuracy_on"]}
     tracking.log_report(report)
     stage.now = "writing the results to the registry"
-    erased = outcome is not None and outcome.changed and bool(metrics.get("reached_target")) and (metrics["accuracy_before"] - metrics["accuracy_after"] <= settings.max_accuracy_drop + 1e-9)
+    failure = _erasure_failure(outcome, settings) if outcome is not None and outcome.changed else None
+    erased = outcome is not None and outcome.changed and failure is None
+    if outcome is not None and outcome.verification is not None:
+        tracking.log_verification(outcome.verification)
 
     verdict = "backdoor" if scan.verdict.backdoor else "clean"
     common = {
@@ -265,8 +268,8 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         T.RECOVERY_STEPS: str(settings.recovery_steps),
         T.THRESHOLD: T.fmt(settings.threshold),
     } | ({T.ADVISORY: settings.advisory} if settings.advisory else {})
-    if outcome is not None and outcome.changed:
-        common |= {T.ASR_AFTER: T.fmt(metrics.get("asr_after")), T.ACCURACY_AFTER: T.fmt(metrics.get("accuracy_after"))}
+    if failure is not None:
+        common |= {T.ERASURE: failure[0], T.ERASURE_REASON: failure[1][:4000]}
 
     recorded = dict(client.get_model_version(ref.name, ref.version).tags) if ref.registered else {}
     if verdict != "backdoor" and _recorded_backdoor_stands(settings, recorded):
@@ -277,22 +280,30 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         lineage = {"source": ref.describe(), "run_id": run_id, "tool_version": __version__}
         new_mv = publish.log_cleaned_model(mut, outcome.model, source_dir, data.clean.x[:2], register_as if settings.register else None, lineage)
     if new_mv is not None:
-        new_tags = common | {T.SOURCE_VERSION: str(ref.version or ref.uri), T.VERDICT: "cleaned"}
+        # asr_after is the verification's number (fresh triggers, images the unlearning never
+        # saw), never the unlearning's own; the lab's real ASR is reported beside it.
+        new_tags = common | {
+            T.ASR_AFTER: T.fmt(metrics["verified_asr"]), T.ASR_KIND: "verified", T.ACCURACY_AFTER: T.fmt(metrics["accuracy_after"]),
+            T.SOURCE_VERSION: str(ref.version or ref.uri), T.VERDICT: "cleaned",
+        }  # fmt: skip
+        if metrics.get("real_asr_after") is not None:
+            new_tags[T.REAL_ASR_AFTER] = T.fmt(metrics["real_asr_after"])
         publish.write_tags(client, new_mv.name, new_mv.version, new_tags)
         client.update_model_version(
             new_mv.name, new_mv.version,
             description=(
                 f"Cleaned by baerase-mlops {__version__} from {ref.describe()} (run {run_id}): backdoor toward class(es) "
-                f"{scan.verdict.flagged_classes} erased; ASR {metrics['asr_before']:.4f} -> {metrics['asr_after']:.4f} ({metrics['asr_kind']}), "
-                f"accuracy {metrics['accuracy_before']:.4f} -> {metrics['accuracy_after']:.4f}."
+                f"{scan.verdict.flagged_classes} erased and verified by a fresh scan; ASR {metrics['asr_before']:.4f} "
+                f"({metrics['asr_kind']}) -> {metrics['verified_asr']:.4f} (verified), accuracy {metrics['accuracy_before']:.4f} -> "
+                f"{metrics['accuracy_after']:.4f} ({metrics['accuracy_on']})."
             ),
         )  # fmt: skip
     scanned_tags = common | {T.VERDICT: verdict} | ({T.CLEANED_VERSION: str(new_mv.version)} if new_mv is not None else {})
     if ref.registered:
         T.replace_tags(client, ref.name, ref.version, scanned_tags, recorded)
     summary = (f"[{settings.advisory}] " if settings.advisory else "") + scan.verdict.summary()
-    if outcome is not None and not erased:
-        summary += "; the erasure did not reach its targets within the accuracy bound, so no cleaned version was registered"
+    if failure is not None:
+        summary += f"; no cleaned version was registered: {failure[1]}"
     elif new_mv is not None:
         summary += f"; cleaned model registered as models:/{new_mv.name}/{new_mv.version}"
     return JobOutcome(ref.describe(), verdict, summary, False, str(new_mv.version) if new_mv else None, run_id, scanned_tags if ref.registered else {}, new_tags, metrics)
@@ -315,6 +326,20 @@ def _kept_backdoor(ref: ModelRef, settings: JobSettings, recorded: dict[str, str
     )
     tracking.mark_precedence(summary)
     return JobOutcome(ref.describe(), "backdoor", summary, False, None, run_id, T.read_verdict(recorded).tags, {}, metrics)
+
+
+def _erasure_failure(outcome, settings: JobSettings) -> tuple[str, str] | None:
+    """Why an erasure that ran may not be registered as cleaned (None: it may)."""
+    m = outcome.metrics
+    if not outcome.verified:
+        reasons = outcome.verification.reasons if outcome.verification is not None else ["it was not verified"]
+        return "failed_verification", "the erasure failed verification: " + "; ".join(reasons)
+    if not m.get("reached_target"):
+        return "not_reached", f"the unlearning did not bring its recovered-trigger ASR to {settings.target_asr:.2%}"
+    drop = m["accuracy_before"] - m["accuracy_after"]
+    if drop > settings.max_accuracy_drop + 1e-9:
+        return "not_reached", f"the erasure lost {drop:.2%} accuracy ({m['accuracy_on']}), more than {settings.max_accuracy_drop:.2%}"
+    return None
 
 
 def _reused(ref: ModelRef, earlier: T.RecordedVerdict) -> JobOutcome:

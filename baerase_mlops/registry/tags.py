@@ -31,7 +31,14 @@ SCANNED_AT = PREFIX + "scanned_at"
 TOOL_VERSION = PREFIX + "tool_version"
 CONFIG_HASH = PREFIX + "config_hash"
 # Beyond the contract: what a later gate or audit needs to read a verdict right.
-ASR_KIND = PREFIX + "asr_kind"  # "real" (the lab's trigger is known) or "recovered"
+# Of asr_after on a cleaned version: "verified" (the independent re-scan's number; the only kind
+# the gate accepts there); of asr_before: "real" (the lab's trigger is known) or "recovered".
+ASR_KIND = PREFIX + "asr_kind"
+REAL_ASR_AFTER = PREFIX + "real_asr_after"  # the lab trigger's ASR on a cleaned version, reported only
+# On a scanned version whose erasure ran but registered nothing: "failed_verification" or
+# "not_reached", and why (the version stays "backdoor").
+ERASURE = PREFIX + "erasure"
+ERASURE_REASON = PREFIX + "erasure_reason"
 DATA_URI = PREFIX + "data_uri"  # the clean data of the last scan, so a gate can scan again
 RUN_ID = PREFIX + "run_id"  # the MLflow run that holds the report
 ERROR = PREFIX + "error"  # why a scan could not judge the model (verdict "error")

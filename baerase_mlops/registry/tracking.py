@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from baerase_mlops.core.scan import Verdict
+from baerase_mlops.core.verification import VerificationResult
 from baerase_mlops.data import ImageSet
 from baerase_mlops.errors import RegistryError
 
@@ -195,3 +196,12 @@ def mark_precedence(summary: str) -> None:
     import mlflow
 
     mlflow.set_tag("baerase.precedence", summary[:MAX_TAG_CHARS])
+
+
+def log_verification(verification: VerificationResult) -> None:
+    """The second, independent scan of the candidate: its verdict and the trigger search, as
+    ``verification.json``; the run then holds both scans (``report/verdict.json`` is the first)."""
+    import mlflow
+
+    mlflow.log_dict(verification.to_json(), "verification.json")
+    mlflow.set_tag("baerase.verification", "passed" if verification.passed else "failed")

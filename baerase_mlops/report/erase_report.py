@@ -27,6 +27,8 @@ def erasure_json(outcome: Any) -> dict[str, Any]:
             device=result.device,
             seed=result.seed,
         )
+    if outcome.verification is not None:
+        data["verification"] = outcome.verification.to_json()
     return data
 
 

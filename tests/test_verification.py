@@ -1,0 +1,114 @@
+"""Nothing is called cleaned on the strength of the triggers it was unlearned on: after
+unlearning, the candidate is scanned again from scratch (fresh seed, every class) and
+searched for a trigger of the backdoor's size on held-out images the unlearning never saw;
+only a candidate that passes both is registered, and its asr_after is that verified number."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+
+import pytest
+import torch
+
+from baerase_mlops.config import GatePolicy, UnlearningConfig
+from baerase_mlops.core.verification import paired_drop_interval, wilson_interval
+from baerase_mlops.registry import tags as T
+from baerase_mlops.registry.gate import evaluate
+from baerase_mlops.registry.job import JobSettings, run_job
+from baerase_mlops.registry.lab import register_lab_model
+from baerase_mlops.registry.versions import VersionInfo
+
+
+def test_wilson_interval_of_no_successes_is_not_a_point():
+    low, high = wilson_interval(0, 20)
+    assert low == 0.0 and 0.1 < high < 0.2
+
+
+def test_paired_accuracy_drop_interval_covers_the_observed_drop_and_is_wider_with_fewer_images():
+    before = torch.ones(40, dtype=torch.bool)
+    after = before.clone()
+    after[:2] = False  # 2 of 40 images lost: a 5-point drop
+    low, high = paired_drop_interval(before, after)
+    assert low < 0.05 < high
+    few_low, few_high = paired_drop_interval(before[:10], after[:10])
+    assert few_high - few_low > high - low
+
+
+def _cleaned_tags(**overrides: str) -> dict[str, str]:
+    tags = {
+        T.VERDICT: "cleaned", T.ASR_AFTER: "0.0", T.ASR_KIND: "verified", T.ACCURACY_BEFORE: "0.97", T.ACCURACY_AFTER: "0.965",
+        T.SOURCE_VERSION: "1",
+    }  # fmt: skip
+    return tags | overrides
+
+
+def test_gate_passes_a_cleaned_version_whose_asr_was_verified():
+    info = VersionInfo("m", "2", "READY", _cleaned_tags())
+    assert evaluate(info, current=True, policy=GatePolicy()).passed
+
+
+@pytest.mark.parametrize("kind", ["real", "recovered", ""])
+def test_gate_refuses_a_cleaned_version_whose_asr_was_not_verified(kind):
+    info = VersionInfo("m", "2", "READY", _cleaned_tags(**{T.ASR_KIND: kind}))
+    decision = evaluate(info, current=True, policy=GatePolicy())
+    assert not decision.passed and "not verified" in decision.reason
+
+
+@dataclass(frozen=True)
+class CrippledErasure(JobSettings):
+    """The MLflow job with an unlearning that does nothing (zero steps): a stand-in for an
+    erasure that claims success while the backdoor survives."""
+
+    def unlearning_config(self) -> UnlearningConfig:
+        return replace(super().unlearning_config(), max_steps=0)
+
+
+@pytest.fixture(scope="module")
+def crippled_job(mlflow_server, lab_model_factory):
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    lab = lab_model_factory("badnets")
+    name = f"crippled-{uuid.uuid4().hex[:6]}"
+    register_lab_model(lab.model, lab.spec, name)
+    outcome = run_job(CrippledErasure(model_uri=f"models:/{name}/1", device="cpu"), mode="main")
+    return name, lab, outcome
+
+
+@pytest.mark.slow
+def test_a_crippled_erasure_fails_verification_and_registers_nothing(registry, crippled_job):
+    name, lab, outcome = crippled_job
+    versions = {mv.version: dict(mv.tags) for mv in registry.search_model_versions(f"name = '{name}'")}
+    assert sorted(versions) == ["1"]
+    scanned = versions["1"]
+    assert scanned[T.VERDICT] == "backdoor"
+    assert scanned[T.ERASURE] == "failed_verification"
+    assert "failed verification" in scanned[T.ERASURE_REASON] and str(lab.target) in scanned[T.ERASURE_REASON]
+    assert T.CLEANED_VERSION not in scanned and T.ASR_AFTER not in scanned
+    assert outcome.new_version is None and "no cleaned version was registered" in outcome.summary
+
+
+@pytest.mark.slow
+def test_the_run_records_both_scans_when_verification_fails(registry, crippled_job):
+    import json
+
+    name, lab, _ = crippled_job
+    run_id = registry.get_model_version(name, "1").tags[T.RUN_ID]
+    verification = json.loads(open(registry.download_artifacts(run_id, "verification.json")).read())
+    first = json.loads(open(registry.download_artifacts(run_id, "report/verdict.json")).read())
+    assert verification["passed"] is False and verification["reasons"]
+    assert verification["rescan"]["seed"] != first["seed"]  # fresh triggers, not the unlearnt ones
+    assert lab.target in verification["rescan"]["flagged_classes"]  # the unchanged model still carries it
+    assert registry.get_run(run_id).data.tags["baerase.verification"] == "failed"
+
+
+@pytest.mark.slow
+def test_the_gate_refuses_a_version_whose_erasure_failed_verification(registry, crippled_job):
+    from baerase_mlops.registry.gate import run_gate
+
+    name, _, _ = crippled_job
+    base = CrippledErasure(model_uri="", device="cpu")
+    result = run_gate(registry, f"models:/{name}/1", "champion", base, GatePolicy(), erase=False)
+    assert not result.promoted and "backdoor" in result.decision.reason
+    assert registry.get_registered_model(name).aliases == {}
