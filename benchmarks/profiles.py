@@ -120,7 +120,7 @@ ZOO = Profile(
             },
             seeds=(0, 1, 2),
         ),
-    ),  # fmt: skip
+    ),
     device="auto",
 )
 

@@ -6,7 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.aggregate import (
-    REMOVED_ASR, Run, counted, group, med_worst, median, mib, num, ok_runs, pct, pct2, rate, secs, spread, values,
+    REMOVED_ASR,
+    Run,
+    counted,
+    group,
+    med_worst,
+    median,
+    mib,
+    num,
+    ok_runs,
+    pct,
+    pct2,
+    rate,
+    secs,
+    spread,
+    values,
 )  # fmt: skip
 from benchmarks.cases import CASES
 
@@ -29,6 +43,20 @@ REFERENCES = """\
   on a random-position checkerboard and a blend; 3.2% ASR left on the blend.
 - **Our targets** (DESIGN.md) on such MNIST models: scan plus erase under 60 s, ASR under 1%, accuracy
   drop under 1 point; thresholds calibrated for a false-positive rate of at most 5%."""
+
+
+def dvals(runs: list[Run], defence: str, key: str) -> list[float]:
+    """``key`` of each run's ``defence`` record."""
+    return values(runs, lambda r: r["defences"][defence].get(key))
+
+
+def svals(runs: list[Run], scan: str, key: str) -> list[float]:
+    """``key`` of each run's ``scan`` record."""
+    return values(runs, lambda r: r["scans"][scan].get(key))
+
+
+def drops(runs: list[Run], defence: str) -> list[float]:
+    return values(runs, lambda r: _drop(r, defence))
 
 
 def defences_of(results: dict[str, Any]) -> list[str]:
@@ -142,9 +170,9 @@ def headline(runs: list[Run], defences: list[str]) -> str:
             rate(detected, len(have)) if detected is not None else "—",
             rate(fp, len(have_clean)),
             rate(removed, len(have)),
-            med_worst(values(have, lambda r: r["defences"][defence]["asr_after"]), pct2),
-            med_worst(values(have, lambda r: _drop(r, defence)), pct2),
-            spread(values(have + have_clean, lambda r: r["defences"][defence].get("total_s")), secs),
+            med_worst(dvals(have, defence, "asr_after"), pct2),
+            med_worst(drops(have, defence), pct2),
+            spread(dvals(have + have_clean, defence, "total_s"), secs),
         ]))  # fmt: skip
     return "\n".join(lines)
 
@@ -167,7 +195,7 @@ def lab_table(runs: list[Run], order: dict[str, list[str]]) -> str:
 
 
 def _max_clean_index(runs: list[Run], scan: str) -> float | None:
-    vals = values([r for r in runs if not r["backdoored"] and scan in r["scans"]], lambda r: r["scans"][scan]["anomaly_index"])
+    vals = svals([r for r in runs if not r["backdoored"] and scan in r["scans"]], scan, "anomaly_index")
     return max(vals) if vals else None
 
 
@@ -190,7 +218,7 @@ def detection_table(runs: list[Run], order: dict[str, list[str]]) -> str:
             for s in scans:
                 have = [r for r in cell if s in r["scans"]]
                 hits = sum(1 for r in have if r["scans"][s]["right_class"])
-                target = med_worst(values(have, lambda r: r["scans"][s]["target_anomaly_index"]), num, worst=min)
+                target = med_worst(svals(have, s, "target_anomaly_index"), num, worst=min)
                 clean_max = _max_clean_index(rs, s)
                 row += [rate(hits, len(have)), f"{target} / {num(clean_max) if clean_max is not None else '—'}"]
             lines.append(md_row(row))
@@ -215,7 +243,7 @@ def false_positive_table(runs: list[Run], order: dict[str, list[str]]) -> str:
             row = [d, arch, str(len(cell))]
             for s in scans:
                 have = [r for r in cell if s in r["scans"]]
-                row += [rate(sum(1 for r in have if r["scans"][s]["backdoor"]), len(have)), med_worst(values(have, lambda r: r["scans"][s]["anomaly_index"]), num)]
+                row += [rate(sum(1 for r in have if r["scans"][s]["backdoor"]), len(have)), med_worst(svals(have, s, "anomaly_index"), num)]
             lines.append(md_row(row))
     return "\n".join(lines)
 
@@ -234,14 +262,13 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
             have = [r for r in cell if defence in r["defences"]]
             if not have:
                 continue
-            d = lambda r, k: r["defences"][defence][k]  # noqa: E731
             lines.append(md_row([
                 dataset, arch, CASES.get(case, ("", case))[1], DEFENCE_NAMES.get(defence, defence),
-                spread(values(have, lambda r: d(r, "asr_before")), pct),
-                med_worst(values(have, lambda r: d(r, "asr_after")), pct2),
+                spread(dvals(have, defence, "asr_before"), pct),
+                med_worst(dvals(have, defence, "asr_after"), pct2),
                 f"{sum(1 for r in have if _removed(r, defence))}/{len(have)}",
-                med_worst(values(have, lambda r: d(r, "accuracy_after")), pct, worst=min),
-                med_worst(values(have, lambda r: _drop(r, defence)), pct2),
+                med_worst(dvals(have, defence, "accuracy_after"), pct, worst=min),
+                med_worst(drops(have, defence), pct2),
             ]))  # fmt: skip
     return "\n".join(lines)
 
@@ -300,15 +327,15 @@ def reading_notes(results: dict[str, Any]) -> str:
     return "\n".join([
         "## How these numbers were made",
         "",
-        "- Each lab model is trained by `baerase_mlops.lab` on the dataset's training file; 20% of it (stratified, "
-        "seeded) is held out as the lab test split, on which every accuracy and real ASR here is measured.",
-        "- The defender's clean set is 5% of the lab model's training split (`jobs.prepare_clean_data`); each scan keeps "
-        "20% of it out of trigger recovery, for recovered-trigger ASR and the unlearning's stopping rule.",
-        "- Per model: a BAERASE scan (`jobs.run_scan`, product defaults) from which BAERASE unlearning and fine-tuning run, "
-        "and a Neural-Cleanse scan (`method=neural_cleanse`) from which NC unlearning runs; nothing a defence decides uses "
-        "the attacker's trigger. All phases of a model run in the same process, one after another, so their times compare.",
-        "- Seeds: the seed sets the target class, the trigger's position, pixels and (WaNet) field, the blend ratio, the "
-        "lab's split, initialisation and data order, the clean subset, the scans and the unlearning.",
+        ("- Each lab model is trained by `baerase_mlops.lab` on the dataset's training file; 20% of it (stratified, "
+         "seeded) is held out as the lab test split, on which every accuracy and real ASR here is measured."),
+        ("- The defender's clean set is 5% of the lab model's training split (`jobs.prepare_clean_data`); each scan keeps "
+         "20% of it out of trigger recovery, for recovered-trigger ASR and the unlearning's stopping rule."),
+        ("- Per model: a BAERASE scan (`jobs.run_scan`, product defaults) from which BAERASE unlearning and fine-tuning run, "
+         "and a Neural-Cleanse scan (`method=neural_cleanse`) from which NC unlearning runs; nothing a defence decides uses "
+         "the attacker's trigger. All phases of a model run in the same process, one after another, so their times compare."),
+        ("- Seeds: the seed sets the target class, the trigger's position, pixels and (WaNet) field, the blend ratio, the "
+         "lab's split, initialisation and data order, the clean subset, the scans and the unlearning."),
         f"- BAERASE scan: `{meta['scan_config']}`.",
         f"- Unlearning: `{meta['unlearning_config']}`.",
     ])  # fmt: skip

@@ -75,7 +75,7 @@ def run_dataset(settings: Settings, plan: DatasetPlan, log: Log, record: Callabl
         log(f"{plan.name} {arch} {name} seed {seed}: target {case.target if case.backdoored else '-'}")
         try:
             result = run_case(settings, plan, arch, uri, case, log)
-        except Exception as exc:  # one broken run must not lose the others; it is reported, not hidden
+        except Exception as exc:  # noqa: BLE001  one broken run must not lose the others; it is reported, not hidden
             log(f"{plan.name} {arch} {name} seed {seed}: FAILED {type(exc).__name__}: {exc}")
             result = {**case_identity(plan, arch, case), "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
         result["wall_s"] = time.perf_counter() - started

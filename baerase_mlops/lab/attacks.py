@@ -266,15 +266,20 @@ class WaNet(Attack):
     def noise_rate(self) -> float:
         return self.noise_share
 
-    def field(self, h: int, w: int) -> torch.Tensor:
-        """The fixed sampling grid, 1 x H x W x 2 in grid_sample's (x, y) order within [-1, 1]."""
+    def flow(self, h: int, w: int) -> torch.Tensor:
+        """The smooth displacement, 1 x H x W x 2 in grid_sample's normalised units (2 = the image side)."""
         gen = torch.Generator().manual_seed(self.trigger_seed)
         control = torch.rand(1, 2, self.grid, self.grid, generator=gen) * 2 - 1
         control = control / control.abs().mean()
-        flow = F.interpolate(control, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+        upsampled = F.interpolate(control, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+        return self.strength * upsampled / h
+
+    def field(self, h: int, w: int) -> torch.Tensor:
+        """The fixed sampling grid, 1 x H x W x 2 in grid_sample's (x, y) order: identity plus
+        :meth:`flow`, clamped to the image (so border pixels never sample outside it)."""
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
         identity = torch.stack((xs, ys), dim=-1)[None]
-        return (identity + self.strength * flow / h).clamp(-1, 1)
+        return (identity + self.flow(h, w)).clamp(-1, 1)
 
     def _warp(self, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         return F.grid_sample(x, grid.to(x), mode="bilinear", padding_mode="border", align_corners=True).clamp(0, 1)

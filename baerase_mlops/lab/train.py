@@ -80,13 +80,14 @@ def train_lab_model(
     data: ImageSet,
     attack: Attack,
     target: int,
-    config: LabConfig = LabConfig(),
+    config: LabConfig | None = None,
     device: str = "auto",
     progress: Progress = no_progress,
 ) -> LabResult:
     """Split ``data``, poison the training part with ``attack`` toward ``target`` (all-to-one,
     as the attack's paper does: see the module's docstring), train, and measure accuracy and
     ASR on the test part."""
+    config = config or LabConfig()
     if not 0 <= target < data.num_classes:
         raise ValueError(f"target class {target} is not in [0, {data.num_classes})")
     check_config(config, data.input_shape)
@@ -149,6 +150,29 @@ def choose_noise(poisoned: torch.Tensor, rate: float, gen: torch.Generator) -> t
     return flags
 
 
+def poison_batch(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    poisoned: torch.Tensor,
+    noisy: torch.Tensor,
+    attack: Attack,
+    target: int,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch as the attacker hands it over: ``poisoned`` images triggered (and, for a
+    dirty-label attack, relabelled to ``target``), ``noisy`` ones in noise mode at their labels.
+    Copies; the inputs are left as they are."""
+    x, y = x.clone(), y.clone()
+    if poisoned.any():
+        # Applied afresh every time, so a random-position trigger is learnt anywhere.
+        x[poisoned] = attack.apply(x[poisoned], gen)
+        if not attack.clean_label:
+            y[poisoned] = target
+    if noisy.any():
+        x[noisy] = attack.noise(x[noisy], gen)
+    return x, y
+
+
 def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
     """Random crop after zero-padding by 1/8 of the side (4 px at 32), and for ``crop_flip``
     a horizontal flip of half the images: the usual CIFAR training augmentation."""
@@ -195,14 +219,7 @@ def _fit(
         order = torch.randperm(len(train), generator=gen)
         for start in range(0, len(train), config.batch_size):
             idx = order[start : start + config.batch_size]
-            x, y, flags, noise = train.x[idx].clone(), train.y[idx].clone(), poisoned[idx], noisy[idx]
-            if flags.any():
-                # Applied afresh every time, so a random-position trigger is learnt anywhere.
-                x[flags] = attack.apply(x[flags], gen)
-                if not attack.clean_label:
-                    y[flags] = target
-            if noise.any():
-                x[noise] = attack.noise(x[noise], gen)
+            x, y = poison_batch(train.x[idx], train.y[idx], poisoned[idx], noisy[idx], attack, target, gen)
             x = augment_batch(x, config.augment, gen)
             loss = nn.functional.cross_entropy(model(x.to(device)), y.to(device))
             optimizer.zero_grad(set_to_none=True)
