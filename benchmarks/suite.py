@@ -6,8 +6,10 @@ Defences (``profiles.DEFENCES``), each timed in the same run on the same machine
 - ``baerase``: the product's defaults, a BAERASE scan and BAERASE unlearning;
 - ``neural_cleanse``: the product's Neural-Cleanse mode, its own scan (``method=neural_cleanse``)
   and NC unlearning;
-- ``fine_tuning``: fine-tuning on the clean set, from the default scan;
-- ``peer:<name>``: an external implementation run from ``--peer-dir`` (``benchmarks.peers``).
+- ``fine_tuning``: fine-tuning on the clean set, from the default scan.
+
+An external reference implementation (BackdoorBench's Neural Cleanse, run from a checkout the
+user points to) is not wired in yet: see the README's "Benchmarks".
 
 The defence goes through the same job functions as the CLI and the MLflow project
 (``jobs.prepare_clean_data``, ``jobs.run_scan``, ``jobs.run_erase``), so the table
@@ -46,7 +48,6 @@ class Settings:
     cache_dir: Path
     reuse: bool  # take lab models from cache_dir when there
     device: torch.device
-    peers: tuple[Any, ...] = ()  # benchmarks.peers.Peer instances (--peer-dir)
 
 
 def run_key(run: dict[str, Any]) -> str:
@@ -126,8 +127,6 @@ def run_case(settings: Settings, plan: DatasetPlan, arch: str, uri: str, case: C
             f"ASR {_fmt(record['asr_before'], 4)} -> {_fmt(record['asr_after'], 4)}"
             + (f", {record['unlearning_steps']} steps, {record['wall_s']:.1f} s" if record["changed"] else " (nothing flagged: unchanged)")
         )
-    for peer in settings.peers:
-        defences[f"peer:{peer.name}"] = peer.run(lab, data, case, settings, log)
     return {
         **case_identity(plan, arch, case),
         "took": took,
