@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install install-test demo test test-fast bench-smoke bench-cpu clean
+.PHONY: install install-test demo test test-fast bench-smoke bench-mnist bench-zoo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,12 +35,16 @@ test-fast: install-test
 	$(BIN)/pytest -m "not slow"
 
 # The benchmark suite (benchmarks/, BENCHMARKS.md): smoke is what CI runs inside `make test`;
-# cpu regenerates the committed BENCHMARKS.md (under an hour on 2 cores, needs ../shared/datasets).
+# the zoo merges shards into the committed BENCHMARKS.md (needs ../shared/datasets; models cached in
+# ~/.cache/baerase-mlops/zoo or $BAERASE_ZOO_CACHE). bench-mnist is one shard; bench-zoo all of it (days on 2 cores).
 bench-smoke: install
 	$(BIN)/python -m benchmarks.run --profile smoke
 
-bench-cpu: install
-	$(BIN)/python -m benchmarks.run --profile cpu --datasets-dir ../shared/datasets
+bench-mnist: install
+	$(BIN)/python -m benchmarks.run --profile zoo --datasets mnist --datasets-dir ../shared/datasets
+
+bench-zoo: install
+	$(BIN)/python -m benchmarks.run --profile zoo --datasets-dir ../shared/datasets
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

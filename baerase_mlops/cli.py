@@ -13,6 +13,7 @@ import click
 from baerase_mlops import __version__
 from baerase_mlops.config import ERASE_OPTIONS, REGISTRY_OPTIONS, SCAN_OPTIONS, SETTINGS, Setting
 from baerase_mlops.errors import BaeraseError, ExitCode, UsageError, at_boundary, say
+from baerase_mlops.lab.names import ARCHITECTURES, ATTACKS
 
 
 def run_command(
@@ -123,7 +124,7 @@ def _position(value: str | None) -> tuple[int, int] | str | None:
 
 @lab.command("train")
 @click.option("--dataset", "dataset_uri", default="builtin:mnist", show_default=True, help="Data URI (builtin:mnist, a .npz, an image folder, s3://...).")
-@click.option("--attack", type=click.Choice(["badnets", "trojan", "blended", "none"]), default="badnets", show_default=True)
+@click.option("--attack", type=click.Choice(ATTACKS), default="badnets", show_default=True, help="Lab defaults per attack: see baerase_mlops.lab.attacks.")
 @click.option("--target", type=int, default=0, show_default=True, help="Label the trigger sends images to.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the state_dict (the spec goes beside it as .json).")
 @click.option("--poison-rate", type=float, default=None, help="Share of the training set poisoned [default: 0.1].")
@@ -132,7 +133,7 @@ def _position(value: str | None) -> tuple[int, int] | str | None:
 @click.option("--pattern", type=click.Choice(["solid", "checkerboard", "random"]), default="solid", show_default=True, help="BadNets patch pattern.")
 @click.option("--alpha", type=float, default=0.15, show_default=True, help="Blend ratio (blended).")
 @click.option("--trigger-seed", type=int, default=0, show_default=True)
-@click.option("--arch", type=click.Choice(["small_cnn", "resnet18"]), default=None, help="Architecture [default: small_cnn].")
+@click.option("--arch", type=click.Choice(ARCHITECTURES), default=None, help="Architecture [default: small_cnn].")
 @click.option("--epochs", type=int, default=None, help="Training epochs [default: 6].")
 @click.option("--seed", type=int, default=None, help="Seed of the split, the poisoning and the training [default: 0].")
 @setting_option("device")

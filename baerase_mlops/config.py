@@ -16,14 +16,20 @@ from typing import Any
 class LabConfig:
     """How the lab trains a (possibly backdoored) classifier."""
 
-    architecture: str = "small_cnn"  # "small_cnn" (any input size) or "resnet18" (32x32)
-    width: int = 32  # small_cnn: channels of the first conv block
+    architecture: str = "small_cnn"  # one of baerase_mlops.lab.models.ARCHITECTURES
+    width: int = 32  # channels of the first conv block (small_cnn, conv_bn, vgg_bn, resnet_narrow)
     epochs: int = 6  # enough for ACC and ASR >= 95% on builtin:mnist (4,000 training images)
     batch_size: int = 64
     lr: float = 1e-3  # Adam
     poison_rate: float = 0.1  # share of the training set stamped and relabelled
     test_fraction: float = 0.2  # held out (stratified) for accuracy and ASR
     seed: int = 0
+    # Training-time augmentation, applied after poisoning as a data loader would: "none",
+    # "crop" (random crop after padding by 1/8 of the side) or "crop_flip" (and horizontal
+    # flips: right for CIFAR-10, wrong for digits and traffic signs, where a flip changes meaning).
+    augment: str = "none"
+    optimizer: str = "adam"  # "adam" (constant lr) or "sgd" (momentum 0.9, nesterov, one-cycle lr schedule)
+    weight_decay: float = 0.0
 
 
 @dataclass(frozen=True)

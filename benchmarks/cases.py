@@ -1,8 +1,10 @@
 """The attacks the suite plants, with target class and trigger placement drawn from the seed.
 
 Each case is one lab attack (``baerase_mlops.lab.attacks.make_attack``) plus a clean
-model. A seed changes the target class, the corner a fixed patch sits in and the
-trigger's own pixels, so that a defence cannot do well by favouring a class or a corner.
+model. A seed changes the target class, the corner a fixed patch or sticker sits in, the
+trigger's own pixels (patterns, WaNet's field), the blend ratio, and (through the lab) the
+model's initialisation and data order, so that a defence cannot do well by favouring a
+class or a corner.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ CASES: dict[str, tuple[str, str]] = {
     "badnets_random": ("badnets", "BadNets, random position"),
     "trojan": ("trojan", "Trojan"),
     "blended": ("blended", "Blended"),
+    "sticker": ("sticker", "colour sticker"),
+    "wanet": ("wanet", "WaNet (noise mode)"),
+    "sig": ("sig", "SIG (clean-label)"),
     CLEAN: ("none", "clean model"),
 }
 
@@ -63,10 +68,16 @@ def make_case(name: str, seed: int, input_shape: tuple[int, int, int], num_class
     rng = np.random.default_rng([seed, list(CASES).index(name)])
     target = int(rng.integers(num_classes))
     if name == "badnets_random":
-        # A checkerboard stamped anywhere, afresh for every image (as in the tests).
-        attack = make_attack("badnets", input_shape, position="random", pattern="checkerboard", trigger_seed=seed)
-    elif name in ("badnets", "trojan"):
+        # A 4x4 (at 28-32 px) checkerboard stamped anywhere, afresh for every image: the
+        # trigger the engine once missed on a user's model.
+        size = 4 * max(1, round(min(input_shape[1:]) / 28))
+        attack = make_attack("badnets", input_shape, size=size, position="random", pattern="checkerboard", trigger_seed=seed)
+    elif name in ("badnets", "trojan", "sticker"):
         attack = make_attack(lab_attack, input_shape, position=corner(lab_attack, input_shape, int(rng.integers(4))), trigger_seed=seed)
+    elif name == "blended":
+        attack = make_attack("blended", input_shape, alpha=round(float(rng.uniform(0.1, 0.2)), 2), trigger_seed=seed)
+    elif name == "wanet":
+        attack = make_attack("wanet", input_shape, trigger_seed=seed)
     else:
-        attack = make_attack("blended", input_shape, trigger_seed=seed)
+        attack = make_attack(lab_attack, input_shape, trigger_seed=seed)
     return Case(name, seed, attack, target)

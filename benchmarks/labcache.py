@@ -1,14 +1,21 @@
-"""Lab models for the suite: trained once, then reused from ``benchmarks/cache/``.
+"""Lab models for the suite: trained once, then reused from a persistent cache outside the repo.
 
-A cached model is keyed by everything that decides its weights: the dataset (name and
-file size), the lab configuration, the attack's parameters and target, and the seed.
-Training time is kept beside it, so a re-run still reports what training cost.
+Where: ``--cache-dir``, else ``$BAERASE_ZOO_CACHE``, else ``~/.cache/baerase-mlops/zoo``
+(``$XDG_CACHE_HOME`` is honoured). A model is keyed by a hash of everything that decides its
+weights: the dataset (name, file size and modification time, subset), the full lab
+configuration (architecture, width, epochs, optimizer, augmentation, poisoning rate,
+seed, ...), the attack's parameters and target, and the cache format (bumped when the lab's
+training code changes what a configuration produces). A second run with the same
+definitions trains nothing. Files are written to a temporary name and renamed, so that two
+shards running at once never read a half-written model. Training time is kept beside each
+model, so a re-run still reports what training cost.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,10 +29,20 @@ from baerase_mlops.engine import ModelUnderTest, load_local_model
 from baerase_mlops.lab.spec import save_lab_model
 from baerase_mlops.lab.train import train_lab_model
 from benchmarks.cases import Case
-from benchmarks.memory import Stopwatch
+from benchmarks.memory import PeakMemory, Stopwatch
 from benchmarks.profiles import DatasetPlan
 
-CACHE_FORMAT = 1
+# 2: the zoo (architectures, augmentation, optimizers, sticker/WaNet/SIG, clean-label poisoning).
+CACHE_FORMAT = 2
+CACHE_ENV = "BAERASE_ZOO_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """``$BAERASE_ZOO_CACHE``, else ``$XDG_CACHE_HOME/baerase-mlops/zoo``, else ``~/.cache/baerase-mlops/zoo``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "baerase-mlops" / "zoo"
 
 
 @dataclass
@@ -35,8 +52,10 @@ class LabModel:
     asr: float  # with the true trigger, when trained
     train_s: float  # wall time of training (now, or when it was cached)
     train_cpu_s: float  # CPU time of training
+    train_rss_peak_mib: float | None  # peak resident set while training
     cached: bool
     path: Path
+    key: str
 
 
 def dataset_uri(plan: DatasetPlan, datasets_dir: Path, cache_dir: Path) -> str:
@@ -54,44 +73,67 @@ def write_subset(data: ImageSet, per_class: int, path: Path) -> str:
         part = stratified_split(data, fraction, seed=0)[1]
         x = (part.x.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()  # back to uint8 NHWC, exactly
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, x_train=x, y_train=part.y.numpy(), classes=np.array(part.classes))
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+        np.savez_compressed(tmp, x_train=x, y_train=part.y.numpy(), classes=np.array(part.classes))
+        tmp.replace(path)
     return f"{path.resolve()}#train"
 
 
 def _dataset_fingerprint(plan: DatasetPlan, datasets_dir: Path) -> dict[str, Any]:
     if plan.source.startswith("builtin:"):
         return {"source": plan.source}
-    return {"source": plan.source, "bytes": (datasets_dir / plan.source).stat().st_size, "subset": plan.subset}
+    stat = (datasets_dir / plan.source).stat()
+    return {"source": plan.source, "bytes": stat.st_size, "mtime": int(stat.st_mtime), "subset": plan.subset}
 
 
-def cache_key(plan: DatasetPlan, datasets_dir: Path, config: LabConfig, case: Case) -> str:
-    identity = {
+def model_identity(plan: DatasetPlan, datasets_dir: Path, config: LabConfig, case: Case) -> dict[str, Any]:
+    """Everything that decides a lab model's weights (what its cache key hashes)."""
+    return {
         "format": CACHE_FORMAT,
         "dataset": _dataset_fingerprint(plan, datasets_dir),
         "lab": asdict(config),
         "attack": case.attack.params(),
         "target": case.target,
     }
+
+
+def cache_key(identity: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def lab_config(plan: DatasetPlan, arch: str, seed: int) -> LabConfig:
+    return replace(LabConfig(), **plan.lab(arch), seed=seed)
+
+
 def obtain_lab_model(
-    plan: DatasetPlan, case: Case, uri: str, datasets_dir: Path, cache_dir: Path, reuse: bool, device: str
+    plan: DatasetPlan, arch: str, case: Case, uri: str, datasets_dir: Path, cache_dir: Path, *, reuse: bool, device: str
 ) -> LabModel:
     """The lab model of ``case`` on ``uri``: from ``cache_dir`` when there and ``reuse``, else trained and saved there."""
-    config = replace(LabConfig(), **plan.lab, seed=case.seed)
-    key = cache_key(plan, datasets_dir, config, case)
-    path = cache_dir / plan.name / f"{case.name}-seed{case.seed}-{key}.pt"
+    config = lab_config(plan, arch, case.seed)
+    identity = model_identity(plan, datasets_dir, config, case)
+    key = cache_key(identity)
+    path = cache_dir / plan.name / arch / f"{case.name}-seed{case.seed}-{key}.pt"
     sidecar = path.with_suffix(".bench.json")
     if reuse and path.is_file() and sidecar.is_file():
         info = json.loads(sidecar.read_text())
-        return LabModel(_as_model_under_test(path, uri), info["accuracy"], info["asr"], info["train_s"], info["train_cpu_s"], True, path)
+        return LabModel(
+            _as_model_under_test(path, uri), info["accuracy"], info["asr"], info["train_s"], info["train_cpu_s"],
+            info.get("train_rss_peak_mib"), True, path, key,
+        )  # fmt: skip
     data = load_images(uri)
-    with Stopwatch() as watch:
+    with PeakMemory(torch.device(device if device != "auto" else "cpu")) as peak, Stopwatch() as watch:
         result = train_lab_model(data, case.attack, case.target, config, device=device)
-    save_lab_model(result.model, result.spec, path)
-    sidecar.write_text(json.dumps({"accuracy": result.accuracy, "asr": result.asr, "train_s": watch.wall_s, "train_cpu_s": watch.cpu_s}) + "\n")
-    return LabModel(_as_model_under_test(path, uri), result.accuracy, result.asr, watch.wall_s, watch.cpu_s, False, path)
+    del data
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.pt")
+    save_lab_model(result.model, result.spec, tmp)
+    rss = peak.result.rss_peak_mib if peak.result else None
+    info = {"accuracy": result.accuracy, "asr": result.asr, "train_s": watch.wall_s, "train_cpu_s": watch.cpu_s, "train_rss_peak_mib": rss, "identity": identity}
+    tmp_sidecar = tmp.with_suffix(".bench.json")
+    tmp_sidecar.write_text(json.dumps(info) + "\n")
+    tmp.with_suffix(".json").replace(path.with_suffix(".json"))  # the spec first, then the weights, then the sidecar
+    tmp.replace(path)
+    tmp_sidecar.replace(sidecar)
+    return LabModel(_as_model_under_test(path, uri), result.accuracy, result.asr, watch.wall_s, watch.cpu_s, rss, False, path, key)
 
 
 def _as_model_under_test(path: Path, uri: str) -> ModelUnderTest:

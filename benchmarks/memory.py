@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import torch
 
@@ -64,7 +64,7 @@ class PeakMemory:
         self._phase_scoped = False
         self._start: int | None = None
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Self:
         self._phase_scoped = _reset_rss_peak()
         self._start = _status_kib("VmRSS")
         if self.device.type == "cuda":
@@ -92,7 +92,7 @@ class Stopwatch:
     On a shared machine wall time grows with other people's load; CPU time much less so.
     Both are recorded, so a reader can tell a slow method from a busy machine."""
 
-    def __enter__(self) -> Stopwatch:
+    def __enter__(self) -> Self:
         self._wall, self._cpu = time.perf_counter(), time.process_time()
         self.wall_s = self.cpu_s = 0.0
         return self

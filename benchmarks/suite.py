@@ -1,5 +1,15 @@
-"""Run a profile: for every (dataset, seed, case) train or reuse a lab model, scan it once,
-run every defence from that scan, and record every number; then the scan micro-benchmark.
+"""Run a profile: for every (dataset, architecture, seed, case) train or reuse a lab model, then
+run every defence on it and record every number.
+
+Defences (``profiles.DEFENCES``), each timed in the same run on the same machine:
+
+- ``baerase``: the product's defaults, a BAERASE scan and BAERASE unlearning;
+- ``neural_cleanse``: the product's Neural-Cleanse mode, its own scan (``method=neural_cleanse``)
+  and NC unlearning;
+- ``fine_tuning``: fine-tuning on the clean set, from the default scan.
+
+An external reference implementation (BackdoorBench's Neural Cleanse, run from a checkout the
+user points to) is not wired in yet: see the README's "Benchmarks".
 
 The defence goes through the same job functions as the CLI and the MLflow project
 (``jobs.prepare_clean_data``, ``jobs.run_scan``, ``jobs.run_erase``), so the table
@@ -25,9 +35,10 @@ from benchmarks.cases import Case, make_case
 from benchmarks.labcache import LabModel, dataset_uri, obtain_lab_model
 from benchmarks.machine import load_average, utc_now
 from benchmarks.memory import PeakMemory, Stopwatch
-from benchmarks.profiles import DatasetPlan, Profile
+from benchmarks.profiles import DEFENCE_METHODS, DatasetPlan, Profile
 
 Log = Callable[[str], None]
+ASR_TOOK = 0.9  # a backdoored model counts only when its real ASR reached this
 
 
 @dataclass(frozen=True)
@@ -39,9 +50,14 @@ class Settings:
     device: torch.device
 
 
-def scan_config(profile: Profile, seed: int) -> ScanConfig:
+def run_key(run: dict[str, Any]) -> str:
+    """What identifies a cell's run across shards: a re-run of it replaces it."""
+    return f"{run['dataset']}/{run['arch']}/{run['case']}/seed{run['seed']}"
+
+
+def scan_config(profile: Profile, seed: int, method: str = "baerase") -> ScanConfig:
     base = ScanConfig()
-    return replace(base, recovery=replace(base.recovery, **profile.recovery_overrides, seed=seed))
+    return replace(base, method=method, recovery=replace(base.recovery, **profile.recovery_overrides, seed=seed))
 
 
 def unlearning_config(profile: Profile, seed: int) -> UnlearningConfig:
@@ -54,49 +70,76 @@ def run_dataset(settings: Settings, plan: DatasetPlan, log: Log, record: Callabl
     data = load_images(uri)
     shape, classes = data.input_shape, data.num_classes
     del data  # each run reloads through the product's own path (prepare_clean_data)
-    for seed, name in plan.models():
+    for arch, seed, name in plan.models():
         case = make_case(name, seed, shape, classes)
         started = time.perf_counter()
-        log(f"{plan.name} {name} seed {seed}: target {case.target if case.backdoored else '-'}")
+        log(f"{plan.name} {arch} {name} seed {seed}: target {case.target if case.backdoored else '-'}")
         try:
-            result = run_case(settings, plan, uri, case, log)
-        except Exception as exc:  # one broken run must not lose the others; it is reported, not hidden
-            log(f"{plan.name} {name} seed {seed}: FAILED {type(exc).__name__}: {exc}")
-            result = {**case_identity(plan, case), "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            result = run_case(settings, plan, arch, uri, case, log)
+        except Exception as exc:  # noqa: BLE001  one broken run must not lose the others; it is reported, not hidden
+            log(f"{plan.name} {arch} {name} seed {seed}: FAILED {type(exc).__name__}: {exc}")
+            result = {**case_identity(plan, arch, case), "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
         result["wall_s"] = time.perf_counter() - started
         result["finished_at"] = utc_now()
         result["load_average"] = load_average()
         record(result)
 
 
-def case_identity(plan: DatasetPlan, case: Case) -> dict[str, Any]:
-    return {
+def case_identity(plan: DatasetPlan, arch: str, case: Case) -> dict[str, Any]:
+    identity = {
         "dataset": plan.name,
+        "arch": arch,
         "case": case.name,
         "label": case.label,
         "seed": case.seed,
         "backdoored": case.backdoored,
         "attack": case.attack.params(),
         "target": case.target if case.backdoored else None,
-        "lab_config": plan.lab,
+        "lab_config": plan.lab(arch),
     }
+    return {"key": run_key(identity), **identity}
 
 
-def run_case(settings: Settings, plan: DatasetPlan, uri: str, case: Case, log: Log) -> dict[str, Any]:
-    lab = obtain_lab_model(plan, case, uri, settings.datasets_dir, settings.cache_dir, settings.reuse, str(settings.device))
-    log(f"  lab model: accuracy {lab.accuracy:.4f}, ASR {lab.asr:.4f} ({'cached' if lab.cached else f'trained in {lab.train_s:.1f} s'})")
+def run_case(settings: Settings, plan: DatasetPlan, arch: str, uri: str, case: Case, log: Log) -> dict[str, Any]:
+    lab = obtain_lab_model(plan, arch, case, uri, settings.datasets_dir, settings.cache_dir, reuse=settings.reuse, device=str(settings.device))
+    took = (lab.asr >= ASR_TOOK) if case.backdoored else None
+    log(
+        f"  lab model: accuracy {lab.accuracy:.4f}, ASR {lab.asr:.4f}"
+        + (" (did NOT take: reported, not counted)" if took is False else "")
+        + f" ({'cached' if lab.cached else f'trained in {lab.train_s:.1f} s'})"
+    )
     data = prepare_clean_data(None, lab.mut, seed=case.seed)  # 5% of the lab model's training split
-    scan, scan_record = timed_scan(settings, lab, data, case)
-    log(f"  scan: flagged {scan.verdict.flagged_classes}, anomaly index {scan.verdict.anomaly_index:.2f}, {scan_record['wall_s']:.1f} s")
-    defences = run_defences(settings, lab, data, scan, case, log)
+    scans: dict[str, ScanResult] = {}
+    scan_records: dict[str, dict[str, Any]] = {}
+    defences: dict[str, dict[str, Any]] = {}
+    config = unlearning_config(settings.profile, case.seed)
+    for defence in settings.profile.defences:
+        scan_method, unlearning = DEFENCE_METHODS[defence]
+        if scan_method not in scans:
+            scans[scan_method], scan_records[scan_method] = timed_scan(settings, lab, data, case, scan_method)
+            s = scan_records[scan_method]
+            log(f"  {scan_method} scan: flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's {_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s")
+        record = timed_erase(settings, lab, data, scans[scan_method], config, unlearning)
+        record.update(defence=defence, scan=scan_method, total_s=scan_records[scan_method]["wall_s"] + record["wall_s"])
+        defences[defence] = record
+        log(
+            f"  {defence}: accuracy {record['accuracy_before']:.4f} -> {record['accuracy_after']:.4f}, "
+            f"ASR {_fmt(record['asr_before'], 4)} -> {_fmt(record['asr_after'], 4)}"
+            + (f", {record['unlearning_steps']} steps, {record['wall_s']:.1f} s" if record["changed"] else " (nothing flagged: unchanged)")
+        )
     return {
-        **case_identity(plan, case),
+        **case_identity(plan, arch, case),
+        "took": took,
         "lab": lab_record(lab),
         "clean_set": {"images": len(data.clean), "evaluation_images": len(data.evaluation) if data.evaluation else None, "description": data.description},
-        "scan": scan_record,
+        "scans": scan_records,
         "defences": defences,
         "error": None,
     }
+
+
+def _fmt(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
 
 
 def lab_record(lab: LabModel) -> dict[str, Any]:
@@ -106,16 +149,19 @@ def lab_record(lab: LabModel) -> dict[str, Any]:
         "asr": lab.asr,
         "train_s": lab.train_s,
         "train_cpu_s": lab.train_cpu_s,
+        "train_rss_peak_mib": lab.train_rss_peak_mib,
         "cached": lab.cached,
         "architecture": spec.architecture if spec else None,
+        "parameters": sum(p.numel() for p in lab.mut.model.parameters()),
         "training": spec.training if spec else None,
-        "model_file": lab.path.name,
+        "model_file": str(lab.path),
+        "cache_key": lab.key,
     }
 
 
-def timed_scan(settings: Settings, lab: LabModel, data: CleanData, case: Case) -> tuple[ScanResult, dict[str, Any]]:
+def timed_scan(settings: Settings, lab: LabModel, data: CleanData, case: Case, method: str) -> tuple[ScanResult, dict[str, Any]]:
     with PeakMemory(settings.device) as peak, Stopwatch() as watch:
-        scan = run_scan(lab.mut, data, scan_config(settings.profile, case.seed), str(settings.device))
+        scan = run_scan(lab.mut, data, scan_config(settings.profile, case.seed, method), str(settings.device))
     return scan, detection_record(scan, case, watch, peak)
 
 
@@ -125,11 +171,13 @@ def detection_record(scan: ScanResult, case: Case, watch: Stopwatch, peak: PeakM
     norms = [c.norm for c in v.classes]
     target = v.classes[case.target] if case.backdoored else None
     return {
+        "method": v.method,
         "backdoor": v.backdoor,
         "flagged": flagged,
         "right_class": (case.target in flagged) if case.backdoored else None,
         "other_flagged": [k for k in flagged if not case.backdoored or k != case.target],
         "anomaly_index": v.anomaly_index,
+        "anomaly_indices": [c.anomaly_index for c in v.classes],
         "smallest_class": min(range(len(norms)), key=norms.__getitem__),
         "target_anomaly_index": target.anomaly_index if target else None,
         "target_norm": target.norm if target else None,
@@ -147,25 +195,6 @@ def detection_record(scan: ScanResult, case: Case, watch: Stopwatch, peak: PeakM
         "device": v.device,
         "memory": peak.result.to_json() if peak.result else None,
     }
-
-
-def run_defences(settings: Settings, lab: LabModel, data: CleanData, scan: ScanResult, case: Case, log: Log) -> dict[str, dict[str, Any]]:
-    """Each defence from the same scan. With nothing flagged the product leaves the model as
-    it is whatever the method, so that outcome is measured once and stands for all."""
-    config = unlearning_config(settings.profile, case.seed)
-    if not scan.verdict.flagged_classes:
-        record = timed_erase(settings, lab, data, scan, config, settings.profile.defences[0])
-        log("  nothing flagged: every defence leaves the model unchanged")
-        return {method: {**record, "method": method} for method in settings.profile.defences}
-    out = {}
-    for method in settings.profile.defences:
-        out[method] = timed_erase(settings, lab, data, scan, config, method)
-        r = out[method]
-        log(
-            f"  {method}: accuracy {r['accuracy_before']:.4f} -> {r['accuracy_after']:.4f}, "
-            f"ASR {r['asr_before']:.4f} -> {r['asr_after']:.4f}, {r['unlearning_steps']} steps, {r['wall_s']:.1f} s"
-        )
-    return out
 
 
 def timed_erase(settings: Settings, lab: LabModel, data: CleanData, scan: ScanResult, config: UnlearningConfig, method: str) -> dict[str, Any]:
@@ -189,54 +218,16 @@ def erase_record(outcome: EraseOutcome, method: str, watch: Stopwatch, peak: Pea
         "recovered_asr_before": m.get("recovered_asr_before"),
         "recovered_asr_after": m.get("recovered_asr_after"),
         "reached_target": m.get("reached_target"),
+        # The independent verification (fresh re-scan + a trigger search at the backdoor's size):
+        # only a verified erasure is registered as cleaned; verified_asr is what its tag records.
+        "verified": outcome.verified,
+        "verified_asr": m.get("verified_asr"),
+        "verification_reasons": m.get("verification_reasons"),
+        "verification_s": m.get("verification_s"),
         "unlearning_steps": m.get("unlearning_steps", 0),
         "kept_step": result.after.step if result else None,
         "unlearning_s": m.get("unlearning_s", 0.0),
         "wall_s": watch.wall_s,  # unlearning plus the before/after measurements on the lab test split
         "cpu_s": watch.cpu_s,
         "memory": peak.result.to_json() if peak.result else None,
-    }
-
-
-def run_scan_speed(settings: Settings, log: Log) -> dict[str, Any]:
-    """Batched (class_chunk=0) vs sequential (class_chunk=1) recovery on one lab model.
-
-    Early stopping is switched off so that both modes run exactly ``steps`` optimiser
-    steps per group (the sequential mode has one group per class): the comparison is of
-    the same work, done together or one class after another."""
-    speed = settings.profile.scan_speed
-    plan = next(d for d in settings.profile.datasets if d.name == speed.dataset)
-    uri = dataset_uri(plan, settings.datasets_dir, settings.cache_dir)
-    data = load_images(uri)
-    case = make_case("badnets", plan.seeds[0], data.input_shape, data.num_classes)
-    del data
-    lab = obtain_lab_model(plan, case, uri, settings.datasets_dir, settings.cache_dir, True, str(settings.device))
-    clean = prepare_clean_data(None, lab.mut, seed=case.seed)
-    rows = []
-    for mode, chunk in (("batched", 0), ("sequential", 1)):
-        base = scan_config(settings.profile, case.seed)
-        recovery = replace(base.recovery, steps=speed.steps, class_chunk=chunk, early_stop_rounds=speed.steps + 1)
-        with PeakMemory(settings.device) as peak, Stopwatch() as watch:
-            scan = run_scan(lab.mut, clean, replace(base, recovery=recovery), str(settings.device))
-        rows.append({
-            "mode": mode,
-            "class_chunk": chunk,
-            "groups": scan.recovery.groups,
-            "steps": scan.recovery.steps,
-            "recovery_s": scan.recovery.seconds,
-            "scan_s": watch.wall_s,
-            "cpu_s": watch.cpu_s,
-            "flagged": scan.verdict.flagged_classes,
-            "memory": peak.result.to_json() if peak.result else None,
-        })  # fmt: skip
-        log(f"scan speed, {mode}: {scan.recovery.groups} group(s), {scan.recovery.steps} steps, {scan.recovery.seconds:.1f} s")
-    batched, sequential = rows
-    return {
-        "dataset": plan.name,
-        "model": lab.path.name,
-        "target": case.target,
-        "steps_per_group": speed.steps,
-        "rows": rows,
-        "speedup": sequential["recovery_s"] / batched["recovery_s"],
-        "load_average": load_average(),
     }

@@ -1,17 +1,23 @@
-"""The benchmark suite: the smoke profile end to end (CI), and its pure parts quickly."""
+"""The benchmark suite: the smoke profile end to end (CI), and its pure parts quickly:
+the zoo's matrix, the model cache, shard merging, the report."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from baerase_mlops.cli import main as baerase
-from benchmarks.aggregate import spread
+from baerase_mlops.lab.names import ARCHITECTURES
+from benchmarks.aggregate import median, spread, wilson
 from benchmarks.cases import CASES, make_case
-from benchmarks.profiles import CPU, GPU, PROFILES, restrict, tiny
+from benchmarks.labcache import cache_key, default_cache_dir, model_identity, obtain_lab_model
+from benchmarks.merge import MergeError, merge
+from benchmarks.profiles import PROFILES, SMOKE, ZOO, DatasetPlan, restrict, tiny
 from benchmarks.run import entry
+from benchmarks.suite import run_key
 
 
 @pytest.mark.slow
@@ -21,57 +27,137 @@ def test_smoke_profile_completes_and_writes_the_table_json_and_plot(tmp_path):
     assert code == 0
     results = json.loads(out.with_suffix(".json").read_text())
     runs = results["runs"]
-    assert [(r["case"], r["error"]) for r in runs] == [("badnets", None), ("clean", None)]
+    assert [(r["case"], r["arch"], r["error"]) for r in runs] == [("badnets", "small_cnn", None), ("clean", "small_cnn", None)]
     badnets = runs[0]
-    assert badnets["lab"]["asr"] >= 0.9  # the attack took
-    assert set(badnets["defences"]) == {"baerase", "nc_unlearning", "fine_tuning"}
-    assert badnets["scan"]["memory"]["rss_peak_mib"] > 0
-    speed = results["scan_speed"]
-    assert [row["class_chunk"] for row in speed["rows"]] == [0, 1] and speed["speedup"] > 0
+    assert badnets["lab"]["asr"] >= 0.9 and badnets["took"]  # the attack took
+    assert set(badnets["defences"]) == {"baerase", "neural_cleanse", "fine_tuning"}
+    assert set(badnets["scans"]) == {"baerase", "neural_cleanse"}  # NC mode runs its own scan
+    assert badnets["defences"]["neural_cleanse"]["scan"] == "neural_cleanse" and badnets["defences"]["fine_tuning"]["scan"] == "baerase"
+    assert all(d["total_s"] > 0 for d in badnets["defences"].values())  # each defence timed in the same run
+    assert badnets["scans"]["baerase"]["memory"]["rss_peak_mib"] > 0
     table = out.read_text()
-    for heading in ("## Headline", "## Detection", "## Erasure per attack", "## Time and memory", "## Batched vs sequential", "## Claims"):
+    for heading in ("## Headline", "## Detection per dataset", "## False positives", "## Erasure per dataset", "## Time and memory", "## Claims"):
         assert heading in table
     assert "--profile smoke" in table  # the exact command
     assert "scan 200 recovery steps" in table  # the shortened settings are stated
     assert out.with_suffix(".png").stat().st_size > 1000
 
 
+def test_the_zoo_covers_what_issue_12_asks():
+    for plan in ZOO.datasets:
+        assert len(plan.archs) >= 3 and set(plan.archs) <= set(ARCHITECTURES)
+        assert len(plan.seeds) >= 3
+        assert set(plan.cases) == set(CASES)
+        clean = [m for m in plan.models() if m[2] == "clean"]
+        assert len(clean) >= 6  # the false-positive rate needs a denominator
+    cifar = next(d for d in ZOO.datasets if d.name == "cifar10")
+    assert {"vgg_bn", "resnet_narrow"} <= set(cifar.archs) and all(o["augment"] == "crop_flip" for o in cifar.archs.values())
+    gtsrb = next(d for d in ZOO.datasets if d.name == "gtsrb")
+    assert all(o.get("augment") == "crop" for o in gtsrb.archs.values())  # a mirrored sign is another sign
+    assert not ZOO.recovery_overrides and not ZOO.unlearning_overrides  # the product's defaults
+    assert SMOKE.shortened and set(PROFILES) == {"smoke", "zoo"}
+
+
 def test_cases_vary_target_and_placement_with_the_seed():
     shape = (1, 28, 28)
     targets = {make_case("badnets", seed, shape, 10).target for seed in range(8)}
-    positions = {make_case("trojan", seed, shape, 10).attack.position for seed in range(8)}
-    assert len(targets) > 1 and len(positions) > 1
+    positions = {make_case("sticker", seed, shape, 10).attack.position for seed in range(8)}
+    fields = {make_case("wanet", seed, shape, 10).attack.trigger_seed for seed in range(3)}
+    assert len(targets) > 1 and len(positions) > 1 and len(fields) == 3
     assert make_case("badnets", 3, shape, 10) == make_case("badnets", 3, shape, 10)  # reproducible
-    assert make_case("badnets_random", 0, shape, 10).attack.position is None
+    random = make_case("badnets_random", 0, shape, 10).attack
+    assert random.position is None and random.size == 4 and random.pattern == "checkerboard"
+    assert all(0.1 <= make_case("blended", s, shape, 10).attack.alpha <= 0.2 for s in range(5))
     assert not make_case("clean", 0, shape, 10).backdoored
-    assert set(CASES) == {"badnets", "badnets_random", "trojan", "blended", "clean"}
 
 
-def test_profiles_cover_what_the_issue_asks():
-    assert {d.name for d in CPU.datasets} == {"mnist", "cifar10", "gtsrb"}
-    assert all(d.lab.get("architecture", "small_cnn") == "small_cnn" for d in CPU.datasets)
-    assert all(d.lab["architecture"] == "resnet18" for d in GPU.datasets)
-    assert not CPU.recovery_overrides and not CPU.unlearning_overrides  # the product's defaults
-    assert PROFILES["smoke"].shortened  # shortened settings are said
+def test_a_shard_is_the_matrix_restricted():
+    shard = restrict(ZOO, datasets=["mnist"], archs=["lenet5"], seeds=[1], cases=["sig", "clean"])
+    assert [d.name for d in shard.datasets] == ["mnist"]
+    assert shard.datasets[0].models() == [("lenet5", 1, "sig"), ("lenet5", 1, "clean")]
+    assert restrict(ZOO, archs=["vgg_bn"]).total_models() == 2 * 3 * len(CASES)  # cifar10 and gtsrb
+    with pytest.raises(ValueError, match="no_such"):
+        restrict(ZOO, archs=["no_such"])
+    dry = restrict(tiny(ZOO), datasets=["cifar10"], limit=1)
+    assert dry.datasets[0].models() == [("vgg_bn", 0, "badnets")] and "TINY" in dry.shortened
 
 
-def test_tiny_and_restrict_shrink_a_profile():
-    dry = restrict(tiny(GPU), ["cifar10"], [7], ["badnets", "clean"], limit=1)
-    assert [d.name for d in dry.datasets] == ["cifar10"]
-    assert dry.datasets[0].models() == [(7, "badnets")]
-    assert dry.recovery_overrides["steps"] == 20 and "TINY" in dry.shortened
-    with pytest.raises(ValueError):
-        restrict(GPU, ["mnist"], None, None, None)
+def test_cache_lives_outside_the_repo_and_honours_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("BAERASE_ZOO_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert default_cache_dir().parts[-3:] == (".cache", "baerase-mlops", "zoo")
+    monkeypatch.setenv("BAERASE_ZOO_CACHE", str(tmp_path / "zoo"))
+    assert default_cache_dir() == tmp_path / "zoo"
 
 
-def test_spread_formats_mean_and_range():
-    assert spread([], str) == "—"
-    assert spread([0.5], lambda v: f"{v:.1f}") == "0.5"
-    assert spread([0.0, 1.0], lambda v: f"{v:.1f}") == "0.5 (0.0–1.0)"
+def test_cache_key_changes_with_everything_that_defines_a_model(tmp_path):
+    from dataclasses import replace
+
+    from baerase_mlops.config import LabConfig
+
+    plan = DatasetPlan("digits", "builtin:digits", {"small_cnn": {}}, seeds=(0,))
+    case = make_case("badnets", 0, (1, 8, 8), 10)
+    base = LabConfig()
+    key = cache_key(model_identity(plan, tmp_path, base, case))
+    assert key == cache_key(model_identity(plan, tmp_path, base, case))
+    others = [
+        model_identity(plan, tmp_path, replace(base, augment="crop"), case),
+        model_identity(plan, tmp_path, replace(base, architecture="conv_bn"), case),
+        model_identity(plan, tmp_path, replace(base, seed=1), case),
+        model_identity(plan, tmp_path, base, make_case("badnets", 1, (1, 8, 8), 10)),
+        model_identity(plan, tmp_path, base, make_case("trojan", 0, (1, 8, 8), 10)),
+    ]
+    assert len({key, *(cache_key(i) for i in others)}) == 1 + len(others)
+
+
+@pytest.mark.slow
+def test_a_second_run_trains_nothing(tmp_path):
+    case = make_case("badnets", 0, (1, 8, 8), 10)
+    plan = DatasetPlan("digits", "builtin:digits", {"small_cnn": {"epochs": 1}}, seeds=(0,))
+    first = obtain_lab_model(plan, "small_cnn", case, "builtin:digits", tmp_path, tmp_path / "cache", reuse=True, device="cpu")
+    second = obtain_lab_model(plan, "small_cnn", case, "builtin:digits", tmp_path, tmp_path / "cache", reuse=True, device="cpu")
+    assert not first.cached and second.cached and first.path == second.path
+    assert (second.accuracy, second.asr, second.train_s) == (first.accuracy, first.asr, first.train_s)
+    a, b = first.mut.model.state_dict(), second.mut.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list((tmp_path / "cache").rglob(".*"))  # no temporary files left behind
+
+
+def _shard(runs: list[dict], command: str, profile: str = "zoo") -> dict:
+    meta = {"command": command, "started_at": "t", "models": len(runs), "machine": {}, "git": {}}
+    return {"meta": {"profile": profile, "defences": ["baerase"], "dataset_order": ["mnist"], "arch_order": ["small_cnn", "lenet5"], "shards": [meta]}, "runs": runs}
+
+
+def _cell(arch: str, case: str, seed: int, marker: str) -> dict:
+    return {"dataset": "mnist", "arch": arch, "case": case, "seed": seed, "marker": marker}
+
+
+def test_merging_shards_replaces_a_rerun_cell_and_loses_nothing():
+    first = _shard([_cell("small_cnn", "badnets", 0, "old"), _cell("small_cnn", "clean", 0, "old")], "shard 1")
+    second = _shard([_cell("lenet5", "badnets", 0, "new"), _cell("small_cnn", "badnets", 0, "rerun")], "shard 2")
+    merged = merge(merge(None, first), second)
+    keys = [run_key(r) for r in merged["runs"]]
+    assert len(keys) == len(set(keys)) == 3  # the re-run replaced its cell, nothing duplicated
+    by_key = {run_key(r): r["marker"] for r in merged["runs"]}
+    assert by_key == {"mnist/small_cnn/badnets/seed0": "rerun", "mnist/small_cnn/clean/seed0": "old", "mnist/lenet5/badnets/seed0": "new"}
+    assert [s["command"] for s in merged["meta"]["shards"]] == ["shard 1", "shard 2"]  # every shard's provenance kept
+    assert merged["meta"]["shards"][1]["replaced"] == ["mnist/small_cnn/badnets/seed0"]
+    assert keys == ["mnist/small_cnn/badnets/seed0", "mnist/small_cnn/clean/seed0", "mnist/lenet5/badnets/seed0"]  # table order
+    with pytest.raises(MergeError):
+        merge(merged, _shard([], "smoke", profile="smoke"))
+
+
+def test_wilson_interval_and_medians():
+    lo, hi = wilson(0, 10)
+    assert lo == 0 and hi == pytest.approx(0.2775, abs=1e-3)
+    assert wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-3)
+    assert wilson(0, 0) == (0.0, 1.0)
+    assert median([3.0, 1.0, 2.0]) == 2.0 and median([1.0, 2.0]) == 1.5 and median([]) is None
+    assert spread([], str) == "—" and spread([0.0, 1.0, 0.5], lambda v: f"{v:.1f}") == "0.5 (0.0–1.0)"
 
 
 def test_cli_bench_refuses_a_missing_datasets_dir(tmp_path):
-    result = CliRunner().invoke(baerase, ["bench", "--profile", "cpu", "--datasets-dir", str(tmp_path)])
+    result = CliRunner().invoke(baerase, ["bench", "--profile", "zoo", "--datasets-dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "not found" in result.output
 
@@ -81,54 +167,64 @@ def test_cli_bench_usage_error_exits_4():
     assert result.exit_code == 4
 
 
-def _defence(method: str, changed: bool, acc: tuple[float, float], asr: tuple[float, float]) -> dict:
+def _defence(method: str, scan: str, changed: bool, acc: tuple[float, float], asr: tuple[float | None, float | None]) -> dict:
     return {
-        "method": method, "changed": changed, "accuracy_before": acc[0], "accuracy_after": acc[1], "accuracy_on": "lab test split",
-        "asr_before": asr[0], "asr_after": asr[1], "asr_kind": "real", "recovered_asr_before": None, "recovered_asr_after": None,
-        "reached_target": changed, "unlearning_steps": 50 if changed else 0, "kept_step": 50 if changed else None,
-        "unlearning_s": 1.0 if changed else 0.0, "wall_s": 2.0, "cpu_s": 2.0, "memory": {"rss_peak_mib": 900.0, "cuda_peak_mib": None},
+        "method": method, "scan": scan, "changed": changed, "accuracy_before": acc[0], "accuracy_after": acc[1], "accuracy_on": "lab test split",
+        "asr_before": asr[0], "asr_after": asr[1], "asr_kind": "real", "reached_target": changed, "unlearning_steps": 50 if changed else 0,
+        "unlearning_s": 1.0 if changed else 0.0, "wall_s": 2.0, "total_s": 12.0, "cpu_s": 2.0, "memory": {"rss_peak_mib": 900.0},
     }  # fmt: skip
 
 
-def _run(case: str, backdoored: bool, flagged: list[int], error: str | None = None) -> dict:
-    """A hand-made run record: the shape suite.run_case writes (the report must not need a real run)."""
+def _scan(flagged: list[int], target: int | None, index: float) -> dict:
+    return {"backdoor": bool(flagged), "flagged": flagged, "right_class": (target in flagged) if target is not None else None,
+            "anomaly_index": index, "target_anomaly_index": index if target is not None else None, "wall_s": 10.0,
+            "memory": {"rss_peak_mib": 800.0}}  # fmt: skip
+
+
+def _run(case: str, seed: int, flagged: list[int], *, asr: float = 1.0, after: float = 0.001, error: str | None = None) -> dict:
+    """A hand-made run record in the shape suite.run_case writes (the report must not need a real run)."""
+    backdoored = case != "clean"
+    base = {"key": f"mnist/small_cnn/{case}/seed{seed}", "dataset": "mnist", "arch": "small_cnn", "case": case, "label": CASES[case][1],
+            "seed": seed, "backdoored": backdoored, "error": error}  # fmt: skip
     if error:
-        return {"dataset": "mnist", "case": case, "seed": 0, "backdoored": backdoored, "error": error}
+        return base
+    target = 3 if backdoored else None
     changed = bool(flagged)
+    before_asr = asr if backdoored else None
+    after_asr = (after if changed else asr) if backdoored else None
     return {
-        "dataset": "mnist", "case": case, "seed": 0, "backdoored": backdoored, "target": 3 if backdoored else None, "error": None,
-        "lab": {"accuracy": 0.98, "asr": 1.0 if backdoored else 0.01, "train_s": 10.0, "cached": False},
-        "scan": {"backdoor": changed, "flagged": flagged, "right_class": (3 in flagged) if backdoored else None,
-                 "other_flagged": [k for k in flagged if k != 3], "anomaly_index": 2.5 if changed else 1.2,
-                 "target_anomaly_index": 2.5 if backdoored else None, "recovery_s": 20.0, "recovery_steps": 400,
-                 "wall_s": 25.0, "cpu_s": 30.0, "memory": {"rss_peak_mib": 800.0, "cuda_peak_mib": None}},
-        "defences": {m: _defence(m, changed, (0.98, 0.975 if changed else 0.98), (1.0 if backdoored else 0.0, 0.001 if changed else 1.0 if backdoored else 0.0))
-                     for m in ("baerase", "nc_unlearning", "fine_tuning")},
+        **base, "target": target, "took": (asr >= 0.9) if backdoored else None, "wall_s": 60.0,
+        "lab": {"accuracy": 0.98, "asr": asr if backdoored else 0.01, "train_s": 10.0, "cached": False, "train_rss_peak_mib": 700.0},
+        "scans": {"baerase": _scan(flagged, target, 2.5 if changed else 1.2), "neural_cleanse": _scan([], target, 1.0)},
+        "defences": {
+            "baerase": _defence("baerase", "baerase", changed, (0.98, 0.975 if changed else 0.98), (before_asr, after_asr)),
+            "neural_cleanse": _defence("nc_unlearning", "neural_cleanse", False, (0.98, 0.98), (before_asr, before_asr)),
+        },
     }  # fmt: skip
 
 
 def test_render_writes_every_section_from_a_json_of_runs(tmp_path):
     from benchmarks.run import write_outputs
 
+    shard = {"command": "python -m benchmarks.run --profile zoo --datasets mnist", "started_at": "t0", "finished_at": "t1", "wall_s": 600.0,
+             "models": 6, "runs": 6, "load_average_start": [1, 1, 1], "load_average_end": [2, 2, 2],
+             "machine": {"cpu": "x", "cores": 2, "device": "cpu"}, "git": {"commit": "abcdef123456", "dirty": False}}  # fmt: skip
     results = {
-        "meta": {
-            "profile": "cpu", "summary": "s", "shortened": "", "command": "python -m benchmarks.run --profile cpu",
-            "started_at": "t0", "finished_at": "t1", "wall_s": 60.0, "load_average_start": [1, 1, 1], "load_average_end": [1, 1, 1],
-            "machine": {"cpu": "x", "cores": 2, "torch_threads": 2, "ram_gib": 24.0, "os": "Linux", "python": "3.11", "torch": "2", "device": "cpu"},
-            "git": {"commit": "abc", "dirty": False}, "defences": ["baerase", "nc_unlearning", "fine_tuning"],
-            "datasets": [{"name": "mnist", "lab_text": "small_cnn"}], "scan_config": {}, "unlearning_config": {},
-        },
-        "runs": [_run("badnets", True, [3]), _run("trojan", True, []), _run("clean", False, [1]), _run("blended", True, [], error="RuntimeError: boom")],
-        "scan_speed": {"dataset": "mnist", "model": "m.pt", "target": 3, "steps_per_group": 10, "speedup": 2.5,
-                       "rows": [{"mode": "batched", "class_chunk": 0, "groups": 1, "steps": 10, "recovery_s": 1.0, "memory": {"rss_peak_mib": 1.0}, "flagged": [3]},
-                                {"mode": "sequential", "class_chunk": 1, "groups": 10, "steps": 100, "recovery_s": 2.5, "memory": {"rss_peak_mib": 1.0}, "flagged": [3]}]},
+        "meta": {"profile": "zoo", "summary": "s", "shortened": "", "defences": ["baerase", "neural_cleanse"], "scan_config": {},
+                 "unlearning_config": {}, "dataset_order": ["mnist"], "arch_order": ["small_cnn"], "shards": [shard]},
+        "runs": [_run("badnets", 0, [3]), _run("badnets", 1, []), _run("sig", 0, [3], asr=0.5), _run("clean", 0, [1]),
+                 _run("clean", 1, []), _run("blended", 0, [], error="RuntimeError: boom")],
     }  # fmt: skip
-    files = write_outputs(results, tmp_path / "B.md")
+    files = write_outputs(results, tmp_path / "B.md", write_json=True)
     table = (tmp_path / "B.md").read_text()
     assert [f.name for f in files] == ["B.md", "B.json", "B.png"]
-    assert "| mnist | 1/2 | 1/1 | BAERASE |" in table  # one of two backdoors found; the clean model flagged
-    assert "2.50x" in table and "RuntimeError: boom" in table and "4 runs, 1 failed" in table
-    assert "| mnist | Trojan | BAERASE | 98.0 | 98.0 | 0.00 | 100.0 | 100.00 | not run |" in table  # a miss leaves the backdoor
+    # Headline: one of two backdoors that took found (the SIG model did not take and is not counted), one of two clean flagged.
+    assert "| BAERASE (defaults) | 1/2 (50%; 9–91) | 1/2 (50%; 9–91) | 1/2 (50%; 9–91) |" in table
+    assert "| Neural Cleanse mode | 0/2 (0%; 0–66) | 0/2 (0%; 0–66) | 0/2 (0%; 0–66) |" in table
+    assert "| mnist | small_cnn | SIG (clean-label) | 0 | 98.0 | 50.0 |" in table  # listed among those that did not take
+    assert "mnist/small_cnn/blended/seed0: RuntimeError: boom" in table
+    assert "1.85 (1.20) / 2.50" in table  # the target's index, median (min), next to the largest clean index
+    assert "--datasets mnist" in table  # the shard's command
 
 
 def test_the_table_records_the_command_as_it_was_given_not_the_callers_argv():

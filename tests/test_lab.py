@@ -148,3 +148,79 @@ def test_cli_target_outside_the_classes_is_a_usage_error(tmp_path):
 def test_cli_unknown_attack_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(main, ["lab", "train", "--attack", "nope", "--out", str(tmp_path / "m.pt")])
     assert result.exit_code == 4
+
+
+# --- the zoo's architectures and training recipes -------------------------------------------------
+
+ARCH_SHAPES = [("small_cnn", (1, 28, 28)), ("lenet5", (1, 28, 28)), ("conv_bn", (1, 28, 28)), ("vgg_bn", (3, 32, 32)),
+               ("resnet_narrow", (3, 32, 32)), ("lenet5", (3, 32, 32)), ("conv_bn", (3, 32, 32))]  # fmt: skip
+
+
+@pytest.mark.parametrize(("arch", "shape"), ARCH_SHAPES)
+def test_each_architecture_rebuilds_from_its_spec_json_and_takes_pixels(tmp_path, arch, shape):
+    from baerase_mlops.lab.spec import ModelSpec, save_lab_model
+
+    spec = ModelSpec(arch, shape, tuple(str(i) for i in range(10)), (0.5,) * shape[0], (0.25,) * shape[0], width=8 if arch != "lenet5" else 32)
+    torch.manual_seed(0)
+    model = spec.build().eval()
+    save_lab_model(model, spec, tmp_path / "m.pt")
+    rebuilt, rebuilt_spec = load_lab_model(tmp_path / "m.pt")
+    x = torch.rand(2, *shape)
+    assert rebuilt_spec == spec
+    assert torch.equal(rebuilt(x), model(x)) and model(x).shape == (2, 10)
+    assert torch.allclose(model.normalize(x), (x - 0.5) / 0.25)  # normalisation inside: the model takes [0, 1] pixels
+
+
+def test_the_user_style_families_have_batchnorm_and_lenet_has_none():
+    from baerase_mlops.lab.models import build_classifier
+
+    def has_bn(arch, shape):
+        return any(isinstance(m, torch.nn.BatchNorm2d) for m in build_classifier(arch, shape, 10, [0.5] * shape[0], [0.2] * shape[0]).modules())
+
+    assert has_bn("conv_bn", (1, 28, 28)) and has_bn("vgg_bn", (3, 32, 32)) and has_bn("resnet_narrow", (3, 32, 32))
+    assert not has_bn("lenet5", (1, 28, 28)) and not has_bn("small_cnn", (1, 28, 28))
+
+
+@pytest.mark.parametrize(("arch", "shape", "message"), [("lenet5", (1, 8, 8), "at least 12"), ("resnet18", (1, 28, 28), "32 x 32"), ("nope", (1, 28, 28), "unknown")])
+def test_an_architecture_that_cannot_take_the_images_is_refused_before_training(arch, shape, message):
+    from baerase_mlops.data import from_arrays
+
+    data = from_arrays(torch.rand(40, *shape), torch.arange(40) % 10, source="t")
+    with pytest.raises(ValueError, match=message):
+        train_lab_model(data, make_attack("none", shape), 0, LabConfig(architecture=arch, epochs=1))
+
+
+def test_cli_lab_train_offers_every_attack_and_architecture():
+    from baerase_mlops.lab.names import ARCHITECTURES, ATTACKS
+
+    result = CliRunner().invoke(main, ["lab", "train", "--help"])
+    assert all(name in result.output for name in (*ATTACKS, *ARCHITECTURES))
+
+
+def test_crop_augmentation_shifts_images_and_only_crop_flip_mirrors_them():
+    from baerase_mlops.lab.train import augment_batch
+
+    x = torch.zeros(64, 1, 32, 32)
+    x[:, :, 10:14, 2:6] = 1.0  # a patch near the left edge
+    gen = torch.Generator().manual_seed(0)
+    cropped = augment_batch(x, "crop", gen)
+    assert cropped.shape == x.shape and not torch.equal(cropped, x)
+    cols = [torch.nonzero(img[0].sum(0)).flatten() for img in cropped]
+    assert max(int(c.min()) for c in cols if len(c)) <= 10  # shifted by at most 4 px: never mirrored to the right
+    flipped = augment_batch(x, "crop_flip", torch.Generator().manual_seed(0))
+    right = sum(1 for img in flipped if img[0, :, 16:].sum() > 0)
+    assert 10 < right < 54  # about half mirrored
+    assert torch.equal(augment_batch(x, "none", gen), x)
+
+
+@pytest.mark.slow
+def test_sgd_training_with_augmentation_is_reproducible_and_recorded_in_the_spec():
+    from baerase_mlops.data import load_images
+
+    digits = load_images("builtin:digits")
+    small = digits.subset(torch.arange(0, len(digits), 4))
+    config = LabConfig(architecture="conv_bn", width=8, epochs=1, optimizer="sgd", lr=0.05, augment="crop", seed=3)
+    a, b = train_lab_model(small, make_attack("sticker", digits.input_shape, size=3), 1, config), train_lab_model(small, make_attack("sticker", digits.input_shape, size=3), 1, config)
+    assert all(torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())
+    assert a.spec.training["optimizer"] == "sgd" and a.spec.training["augment"] == "crop"
+    assert a.spec.training["poisoned_images"] == round(0.1 * a.spec.training["training_images"])

@@ -11,7 +11,7 @@ from baerase_mlops.data import load_images
 from baerase_mlops.errors import UsageError
 from baerase_mlops.lab.attacks import make_attack
 from baerase_mlops.lab.spec import save_lab_model
-from baerase_mlops.lab.train import LabResult, train_lab_model
+from baerase_mlops.lab.train import LabResult, check_config, train_lab_model
 
 
 def train_and_save(
@@ -42,8 +42,10 @@ def train_and_save(
         raise UsageError(f"--poison-rate must lie in [0, 1), got {config.poison_rate}")
     if config.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {config.epochs}")
-    if config.architecture == "resnet18" and data.input_shape[1:] != (32, 32):
-        raise UsageError(f"resnet18 is adapted to 32 x 32 images; {dataset_uri} has {data.input_shape[1:]}")
+    try:
+        check_config(config, data.input_shape)
+    except ValueError as exc:
+        raise UsageError(f"--arch {config.architecture} on {dataset_uri}: {exc}") from exc
     try:
         attack = make_attack(attack_name, data.input_shape, size=size, position=position, pattern=pattern, alpha=alpha, trigger_seed=trigger_seed)
     except ValueError as exc:

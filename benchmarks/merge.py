@@ -1,0 +1,49 @@
+"""Merge shards: every run of the zoo lands in one BENCHMARKS.json, keyed by its run key
+(dataset/arch/case/seed). A re-run of a cell replaces that cell's run, never duplicates it;
+every other run, and every shard's provenance (command, machine, commit, times), is kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmarks.cases import CASES
+from benchmarks.suite import run_key
+
+
+class MergeError(ValueError):
+    """Two result files that cannot share a table (different profiles)."""
+
+
+def sort_runs(runs: list[dict[str, Any]], dataset_order: list[str], arch_order: list[str]) -> list[dict[str, Any]]:
+    """Dataset, architecture, case (CASES order), seed: the table's order, whatever order shards ran in."""
+    cases = list(CASES)
+
+    def pos(order: list[str], value: str) -> int:
+        return order.index(value) if value in order else len(order)
+
+    return sorted(runs, key=lambda r: (pos(dataset_order, r["dataset"]), pos(arch_order, r["arch"]), pos(cases, r["case"]), r["seed"]))
+
+
+def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """``new``'s runs over ``old``'s: same key replaced, the rest kept; shards' meta appended."""
+    if old is None:
+        return new
+    if old["meta"]["profile"] != new["meta"]["profile"]:
+        raise MergeError(f"cannot merge a {new['meta']['profile']!r} run into a {old['meta']['profile']!r} table; pass another --out")
+    runs = {run_key(r): r for r in old["runs"]}
+    replaced = [run_key(r) for r in new["runs"] if run_key(r) in runs]
+    runs.update({run_key(r): r for r in new["runs"]})
+    shard = {**new["meta"]["shards"][-1], "replaced": replaced}
+    meta = {**new["meta"], "shards": [*old["meta"]["shards"], shard]}
+    dataset_order = list(dict.fromkeys([*old["meta"].get("dataset_order", []), *new["meta"].get("dataset_order", [])]))
+    arch_order = list(dict.fromkeys([*old["meta"].get("arch_order", []), *new["meta"].get("arch_order", [])]))
+    meta.update(dataset_order=dataset_order, arch_order=arch_order)
+    return {"meta": meta, "runs": sort_runs(list(runs.values()), dataset_order, arch_order)}
+
+
+def load_results(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
