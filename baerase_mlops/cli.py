@@ -44,6 +44,7 @@ class BaeraseGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        # click's own main (super()), parsed and run behind the boundary: one exit code, one line
         sys.exit(run_command(super(), args, prog_name or "baerase"))
 
 
