@@ -186,7 +186,9 @@ def _load(model_path, spec_path, settings):
     from baerase_mlops.engine import load_local_model, prepare_clean_data
 
     mut = load_local_model(model_path, spec_path, settings.mean, settings.std)
-    data = prepare_clean_data(settings.data_uri, mut, settings.clean_fraction, settings.seed, skip_validation=settings.skip_validation)
+    data = prepare_clean_data(
+        settings.data_uri, mut, settings.clean_fraction, settings.seed, skip_validation=settings.skip_validation
+    )
     return mut, data
 
 
@@ -233,7 +235,8 @@ def erase_cmd(model_path, spec_path, quiet, out_path, report_dir, **options) -> 
     with _progress(quiet) as progress:
         outcome, scan, files = erase_job(
             mut, data, settings.scan_config(), out_path, report_dir,
-            unlearning=settings.unlearning, target_asr=settings.target_asr, max_accuracy_drop=settings.max_accuracy_drop,
+            unlearning=settings.unlearning, target_asr=settings.target_asr,
+            max_accuracy_drop=settings.max_accuracy_drop,
             seed=settings.seed, device=settings.device, progress=progress,
         )  # fmt: skip
     stdout.print(verdict_table(scan.verdict))
@@ -357,7 +360,11 @@ def scan_registry_cmd(filter, executor, workers, ray_address, erase, out_dir, **
 @setting_option("filter", help="Registered-model search filter (with --registry).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif", "markdown"]), default="table", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here [default: stdout].")
-@click.option("--strict", is_flag=True, help="Also exit 1 on versions never scanned, failed scans, backdoored versions that have a cleaned successor, and cleaned versions outside the bounds.")
+@click.option(
+    "--strict", is_flag=True,
+    help="Also exit 1 on versions never scanned, failed scans, backdoored versions that have a cleaned successor, "
+    "and cleaned versions outside the bounds.",
+)
 @setting_option("max_asr", help="Largest ASR a cleaned version holding an alias may keep.")
 @registry_options
 def audit_cmd(model_uri, whole_registry, filter, fmt, output, strict, max_asr, **options) -> int:
@@ -389,7 +396,9 @@ def audit_cmd(model_uri, whole_registry, filter, fmt, output, strict, max_asr, *
 @setting_options(("protect", "webhook_workers", "lease_s", "tolerance_s", "max_asr"))
 @setting_option("erase", flags=("--erase/--scan-only",))
 @registry_options
-def serve_webhooks_cmd(host, port, queue_path, secret, protect, webhook_workers, lease_s, tolerance_s, max_asr, erase, **options) -> int:
+def serve_webhooks_cmd(
+    host, port, queue_path, secret, protect, webhook_workers, lease_s, tolerance_s, max_asr, erase, **options
+) -> int:
     """Receive MLflow's registry webhooks: scan every new version, keep protected aliases on
     versions that passed. Runs until interrupted (SIGINT/SIGTERM)."""
     import logging

@@ -208,13 +208,14 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
     erased = outcome is not None and outcome.changed and bool(metrics.get("reached_target")) and (metrics["accuracy_before"] - metrics["accuracy_after"] <= settings.max_accuracy_drop + 1e-9)
 
     verdict = "backdoor" if scan.verdict.backdoor else "clean"
+    data_uri = str(settings.data_uri or data.clean.source)
     common = {
         T.ANOMALY_INDEX: T.fmt(scan.verdict.anomaly_index),
         T.FLAGGED_CLASSES: json.dumps(scan.verdict.flagged_classes),
         T.ASR_BEFORE: T.fmt(metrics.get("asr_before")),
         T.ACCURACY_BEFORE: T.fmt(metrics.get("accuracy_before")),
         T.ASR_KIND: str(metrics.get("asr_kind", "")),
-        **T.provenance(settings_hash=settings_hash, data_uri=str(settings.data_uri or data.clean.source), run_id=run_id),
+        **T.provenance(settings_hash=settings_hash, data_uri=data_uri, run_id=run_id),
     }
     if outcome is not None and outcome.changed:
         common |= {T.ASR_AFTER: T.fmt(metrics.get("asr_after")), T.ACCURACY_AFTER: T.fmt(metrics.get("accuracy_after"))}
