@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from baerase_mlops import __version__
-from baerase_mlops.config import ERASE_OPTIONS, REGISTRY_OPTIONS, SCAN_OPTIONS, SETTINGS, Setting
+from baerase_mlops.config import ERASE_OPTIONS, REGISTRY_OPTIONS, SCAN_OPTIONS, SETTINGS, LabConfig, Setting
 from baerase_mlops.errors import BaeraseError, ExitCode, UsageError, at_boundary, say
 
 
@@ -124,15 +124,21 @@ def _position(value: str | None) -> tuple[int, int] | str | None:
 @click.option("--attack", type=click.Choice(["badnets", "trojan", "blended", "none"]), default="badnets", show_default=True)
 @click.option("--target", type=int, default=0, show_default=True, help="Label the trigger sends images to.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the state_dict (the spec goes beside it as .json).")
-@click.option("--poison-rate", type=float, default=None, help="Share of the training set poisoned [default: 0.1].")
+@click.option(
+    "--poison-rate", type=click.FloatRange(0, 1, min_open=True), default=None,
+    help=f"Share of the training set poisoned [default: {LabConfig.poison_rate}].",
+)
 @click.option("--size", type=int, default=None, help="Patch size in pixels (badnets, trojan).")
 @click.option("--position", default=None, help="Patch position ROW,COL, or 'random' for anywhere (badnets, trojan).")
 @click.option("--pattern", type=click.Choice(["solid", "checkerboard", "random"]), default="solid", show_default=True, help="BadNets patch pattern.")
 @click.option("--alpha", type=float, default=0.15, show_default=True, help="Blend ratio (blended).")
 @click.option("--trigger-seed", type=int, default=0, show_default=True)
 @click.option("--arch", type=click.Choice(["small_cnn", "resnet18"]), default=None, help="Architecture [default: small_cnn].")
-@click.option("--epochs", type=int, default=None, help="Training epochs [default: 6].")
-@click.option("--seed", type=int, default=None, help="Seed of the split, the poisoning and the training [default: 0].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help=f"Training epochs [default: {LabConfig.epochs}].")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None,
+    help=f"Seed of the split, the poisoning and the training [default: {LabConfig.seed}].",
+)
 @setting_option("device")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def lab_train(dataset_uri, attack, target, out, poison_rate, size, position, pattern, alpha, trigger_seed, arch, epochs, seed, device, quiet) -> int:
