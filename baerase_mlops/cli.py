@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from baerase_mlops import __version__
-from baerase_mlops.config import ERASE_OPTIONS, REGISTRY_OPTIONS, SCAN_OPTIONS, SETTINGS, Setting
+from baerase_mlops.config import ERASE_OPTIONS, REGISTRY_OPTIONS, SCAN_OPTIONS, SETTINGS, LabConfig, Setting
 from baerase_mlops.errors import BaeraseError, ExitCode, UsageError, at_boundary, say
 from baerase_mlops.lab.names import ARCHITECTURES, ATTACKS
 
@@ -48,6 +48,7 @@ class BaeraseGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        # click's own main (super()), parsed and run behind the boundary: one exit code, one line
         sys.exit(run_command(super(), args, prog_name or "baerase"))
 
 
@@ -127,15 +128,21 @@ def _position(value: str | None) -> tuple[int, int] | str | None:
 @click.option("--attack", type=click.Choice(ATTACKS), default="badnets", show_default=True, help="Lab defaults per attack: see baerase_mlops.lab.attacks.")
 @click.option("--target", type=int, default=0, show_default=True, help="Label the trigger sends images to.")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the state_dict (the spec goes beside it as .json).")
-@click.option("--poison-rate", type=float, default=None, help="Share of the training set poisoned [default: 0.1].")
+@click.option(
+    "--poison-rate", type=click.FloatRange(0, 1, min_open=True), default=None,
+    help=f"Share of the training set poisoned [default: {LabConfig.poison_rate}].",
+)
 @click.option("--size", type=int, default=None, help="Patch size in pixels (badnets, trojan).")
 @click.option("--position", default=None, help="Patch position ROW,COL, or 'random' for anywhere (badnets, trojan).")
 @click.option("--pattern", type=click.Choice(["solid", "checkerboard", "random"]), default="solid", show_default=True, help="BadNets patch pattern.")
 @click.option("--alpha", type=float, default=0.15, show_default=True, help="Blend ratio (blended).")
 @click.option("--trigger-seed", type=int, default=0, show_default=True)
 @click.option("--arch", type=click.Choice(ARCHITECTURES), default=None, help="Architecture [default: small_cnn].")
-@click.option("--epochs", type=int, default=None, help="Training epochs [default: 6].")
-@click.option("--seed", type=int, default=None, help="Seed of the split, the poisoning and the training [default: 0].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help=f"Training epochs [default: {LabConfig.epochs}].")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None,
+    help=f"Seed of the split, the poisoning and the training [default: {LabConfig.seed}].",
+)
 @setting_option("device")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def lab_train(dataset_uri, attack, target, out, poison_rate, size, position, pattern, alpha, trigger_seed, arch, epochs, seed, device, quiet) -> int:
@@ -189,7 +196,9 @@ def _load(model_path, spec_path, settings):
     from baerase_mlops.engine import load_local_model, prepare_clean_data
 
     mut = load_local_model(model_path, spec_path, settings.mean, settings.std)
-    data = prepare_clean_data(settings.data_uri, mut, settings.clean_fraction, settings.seed, skip_validation=settings.skip_validation)
+    data = prepare_clean_data(
+        settings.data_uri, mut, settings.clean_fraction, settings.seed, skip_validation=settings.skip_validation
+    )
     return mut, data
 
 
@@ -237,7 +246,8 @@ def erase_cmd(model_path, spec_path, quiet, out_path, report_dir, **options) -> 
     with _progress(quiet) as progress:
         outcome, scan, files = erase_job(
             mut, data, settings.scan_config(), out_path, report_dir,
-            unlearning=settings.unlearning, target_asr=settings.target_asr, max_accuracy_drop=settings.max_accuracy_drop,
+            unlearning=settings.unlearning, target_asr=settings.target_asr,
+            max_accuracy_drop=settings.max_accuracy_drop,
             seed=settings.seed, device=settings.device, progress=progress,
         )  # fmt: skip
     stdout.print(verdict_table(scan.verdict))
@@ -366,7 +376,11 @@ def scan_registry_cmd(filter, executor, workers, ray_address, erase, out_dir, **
 @setting_option("filter", help="Registered-model search filter (with --registry).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif", "markdown"]), default="table", show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here [default: stdout].")
-@click.option("--strict", is_flag=True, help="Also exit 1 on versions never scanned, failed scans, backdoored versions that have a cleaned successor, and cleaned versions outside the bounds.")
+@click.option(
+    "--strict", is_flag=True,
+    help="Also exit 1 on versions never scanned, failed scans, backdoored versions that have a cleaned successor, "
+    "and cleaned versions outside the bounds.",
+)
 @setting_option("max_asr", help="Largest ASR a cleaned version holding an alias may keep.")
 @registry_options
 def audit_cmd(model_uri, whole_registry, filter, fmt, output, strict, max_asr, **options) -> int:
@@ -398,7 +412,9 @@ def audit_cmd(model_uri, whole_registry, filter, fmt, output, strict, max_asr, *
 @setting_options(("protect", "webhook_workers", "lease_s", "tolerance_s", "max_asr"))
 @setting_option("erase", flags=("--erase/--scan-only",))
 @registry_options
-def serve_webhooks_cmd(host, port, queue_path, secret, protect, webhook_workers, lease_s, tolerance_s, max_asr, erase, **options) -> int:
+def serve_webhooks_cmd(
+    host, port, queue_path, secret, protect, webhook_workers, lease_s, tolerance_s, max_asr, erase, **options
+) -> int:
     """Receive MLflow's registry webhooks: scan every new version, keep protected aliases on
     versions that passed. Runs until interrupted (SIGINT/SIGTERM)."""
     import logging

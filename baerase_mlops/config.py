@@ -460,7 +460,9 @@ JOB_FIELDS = (
     "registered_model_name", "skip_validation",
 )  # fmt: skip
 # Option groups, as the commands take them.
-SCAN_OPTIONS = ("data_uri", "clean_fraction", "skip_validation", "method", "threshold", "recovery_steps", "seed", "device")
+SCAN_OPTIONS = (
+    "data_uri", "clean_fraction", "skip_validation", "method", "threshold", "recovery_steps", "seed", "device",
+)  # fmt: skip
 ERASE_OPTIONS = ("unlearning", "target_asr", "max_accuracy_drop")
 # The job settings every registry entry point shares (besides the model URI).
 REGISTRY_OPTIONS = SCAN_OPTIONS + ERASE_OPTIONS + ("trust_pickle", "mean", "std")

@@ -39,7 +39,10 @@ def test_core_imports_nothing_from_mlflow():
 
 def module_graph() -> dict[str, set[str]]:
     """Library module -> the library modules it imports (at any depth of the file, lazily too)."""
-    modules = {".".join(("baerase_mlops", *p.relative_to(LIBRARY).with_suffix("").parts)).removesuffix(".__init__"): p for p in LIBRARY.rglob("*.py")}
+    def dotted(path: Path) -> str:
+        return ".".join(("baerase_mlops", *path.relative_to(LIBRARY).with_suffix("").parts)).removesuffix(".__init__")
+
+    modules = {dotted(p): p for p in LIBRARY.rglob("*.py")}
     graph = {}
     for name, path in modules.items():
         targets = set()

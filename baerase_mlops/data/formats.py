@@ -64,7 +64,8 @@ def stack_images(
     for img, name in zip(images, names):
         if img.shape[:2] != size:
             raise DataError(f"{source}: images differ in size: {names[0]} is {size}, {name} is {img.shape[:2]}")
-    return from_arrays(np.stack(images), np.asarray(labels, dtype=np.int64), source=source, classes=classes, checked=False)
+    labels_ = np.asarray(labels, dtype=np.int64)
+    return from_arrays(np.stack(images), labels_, source=source, classes=classes, checked=False)
 
 
 def decode_image(data: bytes, name: str) -> np.ndarray:

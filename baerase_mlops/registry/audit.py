@@ -98,7 +98,10 @@ def audit_versions(
     if not versions:
         raise NothingToScanError(f"nothing to audit: {'no version matches ' + repr(filter_string) if filter_string else 'no model versions'}")
     known = {(v.name, v.version) for v in versions}
-    return [AuditRow(v, is_current(settings_for(base, v, data_override), v), _successor(client, v, known), policy) for v in versions]  # fmt: skip
+    return [
+        AuditRow(v, is_current(settings_for(base, v, data_override), v), _successor(client, v, known), policy)
+        for v in versions
+    ]
 
 
 def is_one_version(target: str | None) -> bool:
@@ -152,5 +155,6 @@ def _successor(client, info: VersionInfo, known: set[tuple[str, str]]) -> str | 
     except MlflowException as exc:
         if is_not_found(exc):
             return None  # deleted since
-        raise RegistryError(f"registry error looking up the cleaned version {cleaned} of {info.name!r}: {exc.message}") from exc
+        message = f"registry error looking up the cleaned version {cleaned} of {info.name!r}: {exc.message}"
+        raise RegistryError(message) from exc
     return cleaned

@@ -64,21 +64,25 @@ def evaluate(info: VersionInfo, current: bool, policy: GatePolicy, successor: st
     """Whether ``info``'s recorded verdict lets it through, why (or why not), and its JUDGING state.
     ``successor`` is its cleaned version where the caller checked it is registered (the audit);
     by default, the one its tag names."""
-    verdict = info.recorded.verdict
+    verdict, tag = info.recorded.verdict, info.tags.get
     if verdict is None:
         return _decided("not-scanned", f"{info.uri} was never scanned")
     if verdict == "backdoor":
         cleaned = successor or info.tags.get(T.CLEANED_VERSION)
         hint = f"; its cleaned version is models:/{info.name}/{cleaned}: gate that one" if cleaned else "; no cleaned version was registered"
-        found = f"{info.uri} carries a backdoor (flagged classes {info.tags.get(T.FLAGGED_CLASSES, '?')}, anomaly index {info.tags.get(T.ANOMALY_INDEX, '?')})"
+        found = (
+            f"{info.uri} carries a backdoor (flagged classes {tag(T.FLAGGED_CLASSES, '?')}, "
+            f"anomaly index {tag(T.ANOMALY_INDEX, '?')})"
+        )
         return _decided("backdoor-cleaned" if cleaned else "backdoor", found + hint)
     if verdict == "error":
         return _decided("scan-error", f"the scan of {info.uri} failed: {info.tags.get(T.ERROR, 'no reason recorded')}")
     if not current:
-        return _decided("stale", f"{info.uri} has a stale verdict ({verdict}, by baerase {info.tags.get(T.TOOL_VERSION, '?')} with other settings): scan it again")
+        by = f"by baerase {tag(T.TOOL_VERSION, '?')} with other settings"
+        return _decided("stale", f"{info.uri} has a stale verdict ({verdict}, {by}): scan it again")
     if verdict == "clean":
         advisory = f"; {info.tags[T.ADVISORY]}" if T.ADVISORY in info.tags else ""
-        return _decided("clean", f"no backdoor found in {info.uri} (anomaly index {info.tags.get(T.ANOMALY_INDEX, '?')}{advisory})")
+        return _decided("clean", f"no backdoor found in {info.uri} (anomaly index {tag(T.ANOMALY_INDEX, '?')}{advisory})")
     if verdict == "cleaned":
         return _within_bounds(info, policy)
     return _decided("unknown-verdict", f"{info.uri} has an unknown verdict {verdict!r}")
@@ -95,8 +99,10 @@ def _within_bounds(info: VersionInfo, policy: GatePolicy) -> Decision:
     if asr > policy.max_asr:
         return _decided(outside, f"{info.uri} was cleaned, but its ASR {asr:.2%} exceeds {policy.max_asr:.2%}")
     if before - after > policy.max_accuracy_drop + 1e-9:
-        return _decided(outside, f"{info.uri} was cleaned, but lost {before - after:.2%} accuracy (at most {policy.max_accuracy_drop:.2%})")
-    return _decided("cleaned", f"{info.uri} was cleaned from version {info.tags.get(T.SOURCE_VERSION, '?')}: ASR {asr:.2%}, accuracy {before:.2%} -> {after:.2%}")
+        lost = f"lost {before - after:.2%} accuracy (at most {policy.max_accuracy_drop:.2%})"
+        return _decided(outside, f"{info.uri} was cleaned, but {lost}")
+    source = info.tags.get(T.SOURCE_VERSION, "?")
+    return _decided("cleaned", f"{info.uri} was cleaned from version {source}: ASR {asr:.2%}, accuracy {before:.2%} -> {after:.2%}")
 
 
 def judge(info: VersionInfo, base: JobSettings, policy: GatePolicy, data_override: str | None = None) -> Decision:

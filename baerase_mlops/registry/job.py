@@ -258,13 +258,14 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         tracking.log_verification(outcome.verification)
 
     verdict = "backdoor" if scan.verdict.backdoor else "clean"
+    data_uri = str(settings.data_uri or data.clean.source)
     common = {
         T.ANOMALY_INDEX: T.fmt(scan.verdict.anomaly_index),
         T.FLAGGED_CLASSES: json.dumps(scan.verdict.flagged_classes),
         T.ASR_BEFORE: T.fmt(metrics.get("asr_before")),
         T.ACCURACY_BEFORE: T.fmt(metrics.get("accuracy_before")),
         T.ASR_KIND: str(metrics.get("asr_kind", "")),
-        **T.provenance(settings_hash=settings_hash, data_uri=str(settings.data_uri or data.clean.source), run_id=run_id),
+        **T.provenance(settings_hash=settings_hash, data_uri=data_uri, run_id=run_id),
         T.RECOVERY_STEPS: str(settings.recovery_steps),
         T.THRESHOLD: T.fmt(settings.threshold),
     } | ({T.ADVISORY: settings.advisory} if settings.advisory else {})

@@ -66,7 +66,8 @@ def scan_new_version(name: str, version: str, base: JobSettings, mode: str, data
     try:
         ours = registered_by_baerase(client, mv.run_id)
     except MlflowException as exc:
-        return VersionScan(uri, "error", summary=f"registry error reading run {mv.run_id}: {exc.message}", retryable=True)
+        summary = f"registry error reading run {mv.run_id}: {exc.message}"
+        return VersionScan(uri, "error", summary=summary, retryable=True)
     if ours:
         return VersionScan(uri, "skipped", summary=f"registered by the baerase job run {mv.run_id}, which tags it")
     info: VersionInfo = version_info(client, name, version)
