@@ -39,6 +39,7 @@ def plot_results(runs: list[Run], defences: list[str], path: Path) -> bool:
             left.scatter(xs, ys, s=18, color=SCAN_COLOURS.get(scan, "grey"), alpha=0.75, edgecolors="black", linewidths=0.3,
                          label=SCAN_NAMES.get(scan, scan) if i == 0 else None)  # fmt: skip
     left.axhline(2.0, color="red", linewidth=0.8, linestyle="--", label="threshold 2.0")
+    left.set_xlim(-0.6, len(cases) - 0.4)
     left.set_xticks(range(len(cases)))
     left.set_xticklabels(["clean (largest index)" if c == CLEAN else CASES[c][1] for c in cases], rotation=30, ha="right", fontsize=8)
     left.set_ylabel("anomaly index")
