@@ -359,22 +359,33 @@ def audit_cmd(model_uri, whole_registry, filter_string, fmt, output, strict, **o
 @click.option("--tolerance", "tolerance_s", type=int, default=None, help="Largest age (seconds) of a delivery [default: 300].")
 @click.option("--max-asr", type=float, default=None, help="Largest ASR a cleaned version may keep [default: 0.02].")
 @click.option("--erase/--scan-only", default=True, show_default=True)
+# The HTTP side (uvicorn): --http-workers, not --workers, which counts scans at once.
+@click.option("--http-workers", type=int, default=1, show_default=True, help="uvicorn processes answering HTTP (the scans stay in this one).")
+@click.option("--ssl-certfile", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Serve HTTPS with this PEM certificate (with --ssl-keyfile).")
+@click.option("--ssl-keyfile", type=click.Path(dir_okay=False, path_type=Path), default=None, help="The PEM private key of --ssl-certfile.")
 @registry_options
-def serve_webhooks_cmd(host, port, queue_path, secret, protect, workers, lease_s, tolerance_s, max_asr, erase, **options) -> int:
+def serve_webhooks_cmd(host, port, queue_path, secret, protect, workers, lease_s, tolerance_s, max_asr, erase, http_workers, ssl_certfile, ssl_keyfile, **options) -> int:
     """Receive MLflow's registry webhooks: scan every new version, keep protected aliases on
-    versions that passed. Runs until interrupted (SIGINT/SIGTERM)."""
+    versions that passed; GET /health and /metrics (Prometheus). Runs until interrupted (SIGINT/SIGTERM)."""
     import logging
+    import os
+    import tempfile
     from dataclasses import replace
 
+    if http_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus_client is imported: the HTTP processes then share the counters.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="baerase-metrics-")
     import mlflow
 
     from baerase_mlops.config import WebhookConfig
     from baerase_mlops.registry.versions import connect_registry
     from baerase_mlops.webhooks.queue import JobQueue
-    from baerase_mlops.webhooks.receiver import Receiver, check_secret, serve
+    from baerase_mlops.webhooks.metrics import ReceiverMetrics
+    from baerase_mlops.webhooks.receiver import Receiver, ServeOptions, check_secret, serve
     from baerase_mlops.webhooks.worker import WorkerContext, Workers
 
     secret = check_secret(secret)
+    serve_options = ServeOptions(host, port, http_workers, ssl_certfile, ssl_keyfile)
     settings, data_uri = _registry_settings(options)
     given = {"workers": workers, "lease_s": lease_s, "tolerance_s": tolerance_s}
     protected = tuple(a.strip() for a in protect.split(",") if a.strip())
@@ -384,9 +395,10 @@ def serve_webhooks_cmd(host, port, queue_path, secret, protect, workers, lease_s
     connect_registry()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     queue = JobQueue(queue_path)
-    workers_ = Workers(WorkerContext(queue, settings, _gate_policy(max_asr, settings), config, mlflow.get_tracking_uri(), data_uri))
-    receiver = Receiver(queue, secret, config, workers_.notify)
-    serve(receiver, workers_, config.host, config.port, ready=lambda url: click.echo(f"listening on {url} (queue {queue_path})", err=True))
+    metrics = ReceiverMetrics()
+    workers_ = Workers(WorkerContext(queue, settings, _gate_policy(max_asr, settings), config, mlflow.get_tracking_uri(), data_uri, metrics))
+    receiver = Receiver(queue, secret, config, workers_.notify, metrics)
+    serve(receiver, workers_, serve_options, ready=lambda url: click.echo(f"listening on {url} (queue {queue_path})", err=True))
     return ExitCode.PASSED
 
 

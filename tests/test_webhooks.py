@@ -140,6 +140,41 @@ def test_protected_alias_with_no_earlier_passing_version_is_removed(registry, ho
     assert "alias removed" in registry.get_model_version(name, "1").tags["baerase.alias_refused.production"]
 
 
+def _sample(scrape: dict, name: str, **labels: str) -> float:
+    return scrape.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_count_refusals_accepted_deliveries_scans_queue_depth_and_alias_reverts(registry, hook, scanned):
+    """GET /metrics, scraped before and after a forged delivery and an alias revert: each
+    counter moves by exactly what was done; the scan of ``scanned`` is in the histogram."""
+    receiver, (_, lab) = hook["receiver"], scanned
+    before = receiver.metrics()
+    body = b'{"entity": "model_version", "action": "created", "data": {"name": "forged-model", "version": "2"}}'
+    now = str(int(time.time()))
+    forged = {"X-MLflow-Delivery-Id": "forged-metrics", "X-MLflow-Timestamp": now, "X-MLflow-Signature": sign("not-the-secret-at-all", "forged-metrics", now, body)}
+    assert _post(receiver.url, body, forged).status_code == 401
+    name = f"reverted-{uuid.uuid4().hex[:6]}"
+    _register(registry, lab, name, fmt="pickle")  # cannot pass: the receiver refuses to unpickle it
+    registry.set_registered_model_alias(name, "production", "1")
+    wait_for(lambda: "production" not in dict(registry.get_registered_model(name).aliases), 60, "production to be removed")
+    after = wait_for(lambda: (m := receiver.metrics()) if _sample(m, "baerase_alias_reverts_total", alias="production", action="removed") else None, 30, "the revert's metric")
+
+    def moved(name: str, **labels: str) -> float:
+        return _sample(after, name, **labels) - _sample(before, name, **labels)
+
+    assert moved("baerase_webhook_deliveries_refused_total", reason="bad_signature") == 1
+    assert moved("baerase_webhook_deliveries_refused_total", reason="stale") == 0
+    assert moved("baerase_alias_reverts_total", alias="production", action="removed") == 1
+    assert moved("baerase_webhook_deliveries_accepted_total", event="model_version.created") >= 1  # the pickled version's
+    assert moved("baerase_webhook_deliveries_accepted_total", event="model_version_alias.created") >= 1
+    assert _sample(after, "baerase_scan_verdicts_total", verdict="clean") >= 1
+    assert _sample(after, "baerase_scan_duration_seconds_count", action="scanned") >= 1
+    assert _sample(after, "baerase_scan_duration_seconds_sum", action="scanned") > 0
+    # Queue depth is read from the queue at the scrape: the done jobs of this module are in it.
+    assert _sample(after, "baerase_webhook_jobs", kind="scan", state="done") >= 1
+    assert _sample(after, "baerase_webhook_jobs", kind="aliases", state="done") >= 1
+
+
 def test_a_scan_killed_mid_way_is_finished_after_a_restart(registry, hook, scanned, mlflow_server):
     name, lab = scanned
     version = _register(registry, lab, name)

@@ -9,6 +9,7 @@ passes; else none, and the alias is removed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from baerase_mlops.config import GatePolicy
@@ -31,6 +32,7 @@ class AliasGuard:
     policy: GatePolicy
     protected: tuple[str, ...]
     data_override: str | None = None
+    on_refused: Callable[[str, str], None] = lambda alias, action: None  # (alias, "moved_back" | "removed"): the metric
 
     def check(self, spec: JobSpec) -> str:
         """Check ``spec.alias`` (or every protected alias on ``spec.version``); say what was done."""
@@ -55,6 +57,7 @@ class AliasGuard:
         else:
             self.client.set_registered_model_alias(name, alias, fallback)
             action = f"alias moved back to version {fallback}"
+        self.on_refused(alias, "removed" if fallback is None else "moved_back")
         self.client.set_model_version_tag(name, holder, REFUSED_TAG + alias, f"{T.now()}: {decision.reason}; {action}")
         if not is_current(settings_for(self.base, info, self.data_override), info):
             self.queue.enqueue([JobSpec("scan", name, holder)])  # so that a later promotion can pass
