@@ -296,8 +296,9 @@ def gate_cmd(model_uri, alias, max_asr, erase, **options) -> int:
 @click.option("--ray-address", default=None, help="Ray cluster to use [default: RAY_ADDRESS, else a local instance].")
 @click.option("--erase/--scan-only", default=True, show_default=True, help="Erase found backdoors and register cleaned versions, or write verdicts only.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("baerase-registry-scan"), show_default=True, help="Summary folder (JSON, Markdown, HTML).")
+@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the summary numbers here in Prometheus text format (node-exporter textfile collector: a *.prom file).")
 @registry_options
-def scan_registry_cmd(filter_string, executor, workers, ray_address, erase, out_dir, **options) -> int:
+def scan_registry_cmd(filter_string, executor, workers, ray_address, erase, out_dir, metrics_file, **options) -> int:
     """Scan every registered version whose verdict is not current. Exit 0: no open backdoor,
     1: a version carries a backdoor with no cleaned version, 2: a scan failed, 3: nothing matched."""
     from dataclasses import replace
@@ -321,7 +322,7 @@ def scan_registry_cmd(filter_string, executor, workers, ray_address, erase, out_
             total["done"] += 1
             progress("registry scan", total["done"], total["n"])
 
-        result = run_registry_scan(client, settings, config, filter_string, data_uri, out_dir, planned, done)
+        result = run_registry_scan(client, settings, config, filter_string, data_uri, out_dir, planned, done, metrics_file=metrics_file)
     print_registry_scan(result)
     return result.exit_code()
 

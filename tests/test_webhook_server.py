@@ -37,16 +37,28 @@ def test_two_http_workers_over_tls_share_the_queue_and_the_metrics(mlflow_server
         scheme="https", verify=cert,
     )  # fmt: skip
     try:
-        body = json.dumps({"entity": "model_version", "action": "created", "data": {"name": "m", "version": "1"}}).encode()
+        body = json.dumps(
+            {"entity": "model_version", "action": "created", "data": {"name": "m", "version": "1"}}
+        ).encode()
         now = str(int(time.time()))
-        headers = {"X-MLflow-Delivery-Id": "tls-1", "X-MLflow-Timestamp": now, "X-MLflow-Signature": sign(SECRET, "tls-1", now, body)}
+        headers = {
+            "X-MLflow-Delivery-Id": "tls-1",
+            "X-MLflow-Timestamp": now,
+            "X-MLflow-Signature": sign(SECRET, "tls-1", now, body),
+        }
         # A fresh connection each time, so that both processes get to answer.
-        answers = [requests.post(receiver.url, data=body, headers=headers, timeout=10, verify=cert).status_code for _ in range(6)]
+        answers = [
+            requests.post(receiver.url, data=body, headers=headers, timeout=10, verify=cert).status_code
+            for _ in range(6)
+        ]
         assert answers == [200] + [409] * 5
         assert receiver.health()["scan"]["queued"] == 1
         for _ in range(4):  # whichever process answers the scrape sums both processes' counters
             scrape = parse_metrics(requests.get(receiver.url + "metrics", timeout=10, verify=cert).text)
-            assert scrape[("baerase_webhook_deliveries_accepted_total", frozenset({("event", "model_version.created")}))] == 1
+            assert (
+                scrape[("baerase_webhook_deliveries_accepted_total", frozenset({("event", "model_version.created")}))]
+                == 1
+            )
             assert scrape[("baerase_webhook_deliveries_refused_total", frozenset({("reason", "replay")}))] == 5
             assert scrape[("baerase_webhook_jobs", frozenset({("kind", "scan"), ("state", "queued")}))] == 1
         with pytest.raises(requests.exceptions.ConnectionError):  # TLS only: plain HTTP gets no answer
@@ -83,6 +95,10 @@ def test_a_port_in_use_is_a_usage_error():
 def test_serve_webhooks_with_a_bad_option_exits_4_without_a_traceback(tmp_path):
     result = subprocess.run(
         [str(BIN / "baerase"), "serve-webhooks", "--queue", str(tmp_path / "q.sqlite"), "--http-workers", "0"],
-        env={"BAERASE_WEBHOOK_SECRET": SECRET, "PATH": str(BIN)}, capture_output=True, text=True, timeout=120,
+        env={"BAERASE_WEBHOOK_SECRET": SECRET, "PATH": str(BIN)}, check=False, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert result.returncode == 4 and "--http-workers must be at least 1" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 4
+        and "--http-workers must be at least 1" in result.stderr
+        and "Traceback" not in result.stderr
+    )

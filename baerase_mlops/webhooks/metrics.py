@@ -1,5 +1,5 @@
-"""Prometheus metrics of the webhook receiver (``GET /metrics``) and of registry scans
-(``baerase scan-registry --metrics-file``, for node-exporter's textfile collector).
+"""Prometheus metrics of the webhook receiver (``GET /metrics``); a registry scan's textfile
+(``baerase scan-registry --metrics-file``) is written by baerase_mlops/registry/registry_scan.py.
 
 What an on-call engineer alerts on:
 
@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, write_to_textfile
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -33,7 +32,16 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SCAN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 # Every reason a delivery is refused: pre-declared so that each series exists at 0 and a
 # rate() alert works from the first scrape.
-REFUSED_REASONS = ("unsigned", "bad_signature", "bad_timestamp", "stale", "replay", "malformed", "too_large", "no_length")
+REFUSED_REASONS = (
+    "unsigned",
+    "bad_signature",
+    "bad_timestamp",
+    "stale",
+    "replay",
+    "malformed",
+    "too_large",
+    "no_length",
+)
 VERDICTS = ("clean", "backdoor", "cleaned", "error")
 
 
@@ -49,7 +57,9 @@ class QueueCollector:
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         counts = self.counts()
-        jobs = GaugeMetricFamily("baerase_webhook_jobs", "Jobs in the durable queue, by kind and state.", labels=["kind", "state"])
+        jobs = GaugeMetricFamily(
+            "baerase_webhook_jobs", "Jobs in the durable queue, by kind and state.", labels=["kind", "state"]
+        )
         for kind, states in counts.items():
             if kind == "deliveries":
                 continue
@@ -57,7 +67,9 @@ class QueueCollector:
                 jobs.add_metric([kind, state], n)
         yield jobs
         remembered = counts.get("deliveries", {}).get("remembered", 0)
-        yield GaugeMetricFamily("baerase_webhook_deliveries_remembered", "Delivery ids remembered to refuse replays.", value=remembered)
+        yield GaugeMetricFamily(
+            "baerase_webhook_deliveries_remembered", "Delivery ids remembered to refuse replays.", value=remembered
+        )
 
 
 class ReceiverMetrics:
@@ -67,14 +79,27 @@ class ReceiverMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.accepted = Counter("baerase_webhook_deliveries_accepted", "Deliveries verified and queued, by event.", ["event"], registry=r)
-        self.refused = Counter("baerase_webhook_deliveries_refused", "Deliveries refused, by reason.", ["reason"], registry=r)
-        self.scan_seconds = Histogram(
-            "baerase_scan_duration_seconds", "Seconds per scan job the receiver ran, by action.", ["action"], buckets=SCAN_BUCKETS, registry=r
+        self.accepted = Counter(
+            "baerase_webhook_deliveries_accepted", "Deliveries verified and queued, by event.", ["event"], registry=r
         )
-        self.verdicts = Counter("baerase_scan_verdicts", "Verdicts of the receiver's scans, by verdict.", ["verdict"], registry=r)
+        self.refused = Counter(
+            "baerase_webhook_deliveries_refused", "Deliveries refused, by reason.", ["reason"], registry=r
+        )
+        self.scan_seconds = Histogram(
+            "baerase_scan_duration_seconds",
+            "Seconds per scan job the receiver ran, by action.",
+            ["action"],
+            buckets=SCAN_BUCKETS,
+            registry=r,
+        )
+        self.verdicts = Counter(
+            "baerase_scan_verdicts", "Verdicts of the receiver's scans, by verdict.", ["verdict"], registry=r
+        )
         self.alias_reverts = Counter(
-            "baerase_alias_reverts", "Protected aliases taken off a version that had not passed.", ["alias", "action"], registry=r
+            "baerase_alias_reverts",
+            "Protected aliases taken off a version that had not passed.",
+            ["alias", "action"],
+            registry=r,
         )
         for reason in REFUSED_REASONS:
             self.refused.labels(reason)
@@ -114,18 +139,3 @@ class _Forward:
 
     def collect(self):
         return self.registry.collect()
-
-
-def write_scan_summary(path: Path, counts: dict[str, int], *, open_backdoors: int, seconds: float, finished_at: float, exit_code: int) -> None:
-    """A registry scan's summary numbers as a node-exporter textfile: written to a temporary
-    file beside ``path`` and renamed over it, so the collector never reads half a file."""
-    registry = CollectorRegistry()
-    versions = Gauge("baerase_registry_scan_versions", "Versions of the last registry scan, by outcome.", ["outcome"], registry=registry)
-    for outcome, n in counts.items():
-        versions.labels(outcome).set(n)
-    Gauge("baerase_registry_scan_open_backdoors", "Versions carrying a backdoor with no cleaned version.", registry=registry).set(open_backdoors)
-    Gauge("baerase_registry_scan_duration_seconds", "Seconds the last registry scan took.", registry=registry).set(seconds)
-    Gauge("baerase_registry_scan_exit_code", "Exit code of the last registry scan (0 passed, 1 backdoor, 2 error).", registry=registry).set(exit_code)
-    # Alert on staleness (time() - this > a day): a scan that stopped writing is a silent one.
-    Gauge("baerase_registry_scan_last_finished_timestamp_seconds", "When the last registry scan finished (Unix time).", registry=registry).set(finished_at)
-    write_to_textfile(str(path), registry)
