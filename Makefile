@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e .
-	$(BIN)/python -c "import baerase_mlops, torch, torchvision, mlflow"
+	$(BIN)/python -c "import baerase_mlops, torch, torchvision, mlflow, starlette, uvicorn, prometheus_client"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

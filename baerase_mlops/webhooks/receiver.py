@@ -145,7 +145,8 @@ class ServeOptions:
             try:  # here, so that a bad pair is a usage error, not uvicorn's traceback
                 ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
             except ssl.SSLError as exc:
-                raise UsageError(f"TLS: {self.ssl_certfile} and {self.ssl_keyfile} are not a PEM certificate and its key ({exc.reason or exc})") from None
+                pair = f"{self.ssl_certfile} and {self.ssl_keyfile}"
+                raise UsageError(f"TLS: {pair} are not a PEM certificate and its key ({exc.reason or exc})") from None
 
     @property
     def url(self) -> str:
@@ -156,6 +157,7 @@ def app_from_environment() -> Starlette:
     """The app of one HTTP worker process (``--http-workers`` above 1): uvicorn imports this
     factory in each process; the queue is shared through SQLite, the counters through
     prometheus_client's multiprocess files."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     spec = json.loads(os.environ[SPEC_ENV])
     config = WebhookConfig(**{**spec["config"], "protected_aliases": tuple(spec["config"]["protected_aliases"])})
     return make_app(Receiver(JobQueue(spec["queue"]), check_secret(os.environ.get(SECRET_ENV)), config))
@@ -164,9 +166,11 @@ def app_from_environment() -> Starlette:
 def _uvicorn_config(app, options: ServeOptions):
     import uvicorn
 
+    tls = {}
+    if options.ssl_certfile:
+        tls = {"ssl_certfile": str(options.ssl_certfile), "ssl_keyfile": str(options.ssl_keyfile)}
     return uvicorn.Config(
-        app, host=options.host, port=options.port, workers=options.http_workers, factory=isinstance(app, str),
-        ssl_certfile=str(options.ssl_certfile) if options.ssl_certfile else None, ssl_keyfile=str(options.ssl_keyfile) if options.ssl_keyfile else None,
+        app, host=options.host, port=options.port, workers=options.http_workers, factory=isinstance(app, str), **tls,
         lifespan="off", access_log=False, log_config=None, server_header=False,
     )  # fmt: skip
 
@@ -186,7 +190,8 @@ def serve(receiver: Receiver, workers, options: ServeOptions, ready: Callable[[s
     try:
         if options.http_workers == 1:
             server = uvicorn.Server(_uvicorn_config(make_app(receiver), options))
-            threading.Thread(target=_announce, args=(server, options.url, ready), name="baerase-ready", daemon=True).start()
+            announce = threading.Thread(target=_announce, args=(server, options.url, ready), name="baerase-ready", daemon=True)
+            announce.start()
             server.run(sockets=[sock])
         else:
             spec = {"queue": str(receiver.queue.path), "config": asdict(receiver.config)}
@@ -207,7 +212,8 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror} (another receiver running? choose --port)") from None
+        why = f"{exc.strerror} (another receiver running? choose --port)"
+        raise UsageError(f"cannot listen on {host}:{port}: {why}") from None
     sock.set_inheritable(True)
     return sock
 
