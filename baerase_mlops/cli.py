@@ -340,8 +340,9 @@ def gate_cmd(model_uri, alias, max_asr, erase, **options) -> int:
 @setting_options(("filter", "executor", "workers", "ray_address"))
 @setting_option("erase", flags=("--erase/--scan-only",))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("baerase-registry-scan"), show_default=True, help="Summary folder (JSON, Markdown, HTML).")
+@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the summary numbers here in Prometheus text format (node-exporter textfile collector: a *.prom file).")
 @registry_options
-def scan_registry_cmd(filter, executor, workers, ray_address, erase, out_dir, **options) -> int:
+def scan_registry_cmd(filter, executor, workers, ray_address, erase, out_dir, metrics_file, **options) -> int:
     """Scan every registered version whose verdict is not current. Exit 0: no open backdoor,
     1: a version carries a backdoor with no cleaned version, 2: a scan failed, 3: nothing matched."""
     from dataclasses import replace
@@ -365,7 +366,7 @@ def scan_registry_cmd(filter, executor, workers, ray_address, erase, out_dir, **
             total["done"] += 1
             progress("registry scan", total["done"], total["n"])
 
-        result = run_registry_scan(client, settings, config, filter, data_uri, out_dir, planned, done)
+        result = run_registry_scan(client, settings, config, filter, data_uri, out_dir, planned, done, metrics_file=metrics_file)
     print_registry_scan(result)
     return result.exit_code()
 
@@ -411,24 +412,36 @@ def audit_cmd(model_uri, whole_registry, filter, fmt, output, strict, max_asr, *
 @click.option("--secret", envvar="BAERASE_WEBHOOK_SECRET", default=None, help="The webhook's signing secret [env: BAERASE_WEBHOOK_SECRET].")
 @setting_options(("protect", "webhook_workers", "lease_s", "tolerance_s", "max_asr"))
 @setting_option("erase", flags=("--erase/--scan-only",))
+# The HTTP side (uvicorn): --http-workers, not --workers, which counts scans at once.
+@click.option("--http-workers", type=click.IntRange(min=1), default=1, show_default=True, help="uvicorn processes answering HTTP (the scans stay in this one).")
+@click.option("--ssl-certfile", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Serve HTTPS with this PEM certificate (with --ssl-keyfile).")
+@click.option("--ssl-keyfile", type=click.Path(dir_okay=False, path_type=Path), default=None, help="The PEM private key of --ssl-certfile.")
 @registry_options
 def serve_webhooks_cmd(
-    host, port, queue_path, secret, protect, webhook_workers, lease_s, tolerance_s, max_asr, erase, **options
+    host, port, queue_path, secret, protect, webhook_workers, lease_s, tolerance_s, max_asr, erase,
+    http_workers, ssl_certfile, ssl_keyfile, **options,
 ) -> int:
     """Receive MLflow's registry webhooks: scan every new version, keep protected aliases on
-    versions that passed. Runs until interrupted (SIGINT/SIGTERM)."""
+    versions that passed; GET /health and /metrics (Prometheus). Runs until interrupted (SIGINT/SIGTERM)."""
     import logging
+    import os
+    import tempfile
     from dataclasses import replace
 
+    if http_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Before prometheus_client is imported: the HTTP processes then share the counters.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="baerase-metrics-")
     import mlflow
 
     from baerase_mlops.config import WebhookConfig
     from baerase_mlops.registry.versions import connect_registry
     from baerase_mlops.webhooks.queue import JobQueue
-    from baerase_mlops.webhooks.receiver import Receiver, check_secret, serve
+    from baerase_mlops.webhooks.metrics import ReceiverMetrics
+    from baerase_mlops.webhooks.receiver import Receiver, ServeOptions, check_secret, serve
     from baerase_mlops.webhooks.worker import WorkerContext, Workers
 
     secret = check_secret(secret)
+    serve_options = ServeOptions(host, port, http_workers, ssl_certfile, ssl_keyfile)
     settings, data_uri = _registry_settings(options)
     protected = tuple(a.strip() for a in protect.split(",") if a.strip())
     config = replace(
@@ -438,9 +451,10 @@ def serve_webhooks_cmd(
     connect_registry()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     queue = JobQueue(queue_path)
-    workers_ = Workers(WorkerContext(queue, settings, _gate_policy(max_asr, settings), config, mlflow.get_tracking_uri(), data_uri))
-    receiver = Receiver(queue, secret, config, workers_.notify)
-    serve(receiver, workers_, config.host, config.port, ready=lambda url: click.echo(f"listening on {url} (queue {queue_path})", err=True))
+    metrics = ReceiverMetrics()
+    workers_ = Workers(WorkerContext(queue, settings, _gate_policy(max_asr, settings), config, mlflow.get_tracking_uri(), data_uri, metrics))
+    receiver = Receiver(queue, secret, config, workers_.notify, metrics)
+    serve(receiver, workers_, serve_options, ready=lambda url: click.echo(f"listening on {url} (queue {queue_path})", err=True))
     return ExitCode.PASSED
 
 

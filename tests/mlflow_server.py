@@ -47,7 +47,11 @@ def start_mlflow_server(
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
     log = open(root / "server.log", "a")
-    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(extra_env or {})}, start_new_session=True)
+    # No server-side job runner: MLflow 3 otherwise starts seven huey consumer processes per
+    # server (a few CPU-seconds of imports each, 1.7 GB together) for features no test uses;
+    # webhook deliveries do not go through it (a thread pool in mlflow/webhooks/delivery.py).
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(extra_env or {})}
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

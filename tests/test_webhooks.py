@@ -151,3 +151,44 @@ def test_a_scan_killed_mid_way_is_finished_after_a_restart(registry, hook, scann
     wait_for(lambda: _verdict(registry, name, version), 300, "the restarted receiver to finish the scan")
     wait_for(lambda: [s for s, *_ in _jobs(hook["queue"], "scan", name, version)] == ["done"], 60, "the scan job to be marked done")
     assert [(s, attempts) for s, attempts, *_ in _jobs(hook["queue"], "scan", name, version)] == [("done", 2)]
+
+
+def _sample(scrape: dict, name: str, **labels: str) -> float:
+    return scrape.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_count_refusals_accepted_deliveries_scans_queue_depth_and_alias_reverts(registry, hook, scanned):
+    """GET /metrics, scraped before and after a forged delivery and an alias revert: each
+    counter moves by exactly what was done; the receiver's scans are in the histogram.
+    (Last in the module: its pickled version's scan must not delay the crash test's.)"""
+    receiver, (_, lab) = hook["receiver"], scanned
+    before = receiver.metrics()
+    body = b'{"entity": "model_version", "action": "created", "data": {"name": "forged-model", "version": "2"}}'
+    now = str(int(time.time()))
+    forged = {"X-MLflow-Delivery-Id": "forged-metrics", "X-MLflow-Timestamp": now, "X-MLflow-Signature": sign("not-the-secret-at-all", "forged-metrics", now, body)}
+    assert _post(receiver.url, body, forged).status_code == 401
+    name = f"reverted-{uuid.uuid4().hex[:6]}"
+    _register(registry, lab, name, fmt="pickle")  # cannot pass: the receiver refuses to unpickle it
+    registry.set_registered_model_alias(name, "production", "1")
+    wait_for(lambda: "production" not in dict(registry.get_registered_model(name).aliases), 60, "production to be removed")
+
+    def reverted() -> dict | None:
+        scrape = receiver.metrics()
+        return scrape if _sample(scrape, "baerase_alias_reverts_total", alias="production", action="removed") else None
+
+    after = wait_for(reverted, 30, "the revert's metric")
+
+    def moved(name: str, **labels: str) -> float:
+        return _sample(after, name, **labels) - _sample(before, name, **labels)
+
+    assert moved("baerase_webhook_deliveries_refused_total", reason="bad_signature") == 1
+    assert moved("baerase_webhook_deliveries_refused_total", reason="stale") == 0
+    assert moved("baerase_alias_reverts_total", alias="production", action="removed") == 1
+    assert moved("baerase_webhook_deliveries_accepted_total", event="model_version.created") >= 1  # the pickled version's
+    assert moved("baerase_webhook_deliveries_accepted_total", event="model_version_alias.created") >= 1
+    assert _sample(after, "baerase_scan_verdicts_total", verdict="clean") >= 1
+    assert _sample(after, "baerase_scan_duration_seconds_count", action="scanned") >= 1
+    assert _sample(after, "baerase_scan_duration_seconds_sum", action="scanned") > 0
+    # Queue depth is read from the queue at the scrape: the done jobs of this module are in it.
+    assert _sample(after, "baerase_webhook_jobs", kind="scan", state="done") >= 1
+    assert _sample(after, "baerase_webhook_jobs", kind="aliases", state="done") >= 1

@@ -22,9 +22,14 @@ class ReceiverProcess:
     queue: Path
     process: subprocess.Popen
     log: Path
+    verify: str | bool = True  # the CA bundle of a receiver serving HTTPS
 
     def health(self) -> dict:
-        return requests.get(self.url + "health", timeout=5).json()["queue"]
+        return requests.get(self.url + "health", timeout=5, verify=self.verify).json()["queue"]
+
+    def metrics(self) -> dict[tuple[str, frozenset], float]:
+        """A scrape of GET /metrics: {(sample name, its labels): value}."""
+        return parse_metrics(requests.get(self.url + "metrics", timeout=10, verify=self.verify).text)
 
     def kill(self) -> None:
         """SIGKILL the receiver and its scan processes (a crash, not a shutdown)."""
@@ -44,12 +49,20 @@ class ReceiverProcess:
             self.kill()
 
 
-def start_receiver(server: MlflowServer, queue: Path, *args: str, port: int | None = None, timeout: float = 60) -> ReceiverProcess:
+def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def start_receiver(
+    server: MlflowServer, queue: Path, *args: str, port: int | None = None, timeout: float = 60, scheme: str = "http", verify: str | bool = True
+) -> ReceiverProcess:
     port = port or free_port()
     log = queue.with_suffix(f".{port}.log")
     cmd = [str(BIN / "baerase"), "serve-webhooks", "--port", str(port), "--queue", str(queue), "--quiet", *args]
     process = subprocess.Popen(cmd, env=server.env(BAERASE_WEBHOOK_SECRET=SECRET), stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
-    receiver = ReceiverProcess(f"http://127.0.0.1:{port}/", queue, process, log)
+    receiver = ReceiverProcess(f"{scheme}://127.0.0.1:{port}/", queue, process, log, verify)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

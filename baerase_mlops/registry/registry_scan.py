@@ -165,10 +165,15 @@ def run_registry_scan(
     out_dir: Path | None = None,
     on_plan: Callable[[ScanPlan], None] = lambda plan: None,
     on_done: OnDone = lambda result: None,
+    *,
+    metrics_file: Path | None = None,
 ) -> RegistryScanResult:
-    """Walk, plan, scan, summarise; raise NothingToScanError when the filter matched no version."""
+    """Walk, plan, scan, summarise (and write ``metrics_file``, Prometheus text); raise
+    NothingToScanError when the filter matched no version."""
     import mlflow
 
+    if metrics_file is not None:
+        check_metrics_file(metrics_file)
     if config.executor not in EXECUTORS:
         raise UsageError(f"unknown executor {config.executor!r}; choose one of {EXECUTORS}")
     if config.workers < 1:
@@ -187,7 +192,41 @@ def run_registry_scan(
         results = run_local(plan.to_scan, mode, config.workers, tracking_uri, on_done)
     result = RegistryScanResult(filter_string, config.executor, started, time.monotonic() - clock, plan, results)
     record_summary(result, base, config, out_dir)
+    if metrics_file is not None:
+        write_metrics_file(result, metrics_file)
     return result
+
+
+def check_metrics_file(path: Path) -> None:
+    """Before the scan, not after an hour of it: node-exporter's textfile collector reads only
+    ``*.prom`` files, and the folder must exist."""
+    path = Path(path)
+    if path.suffix != ".prom":
+        raise UsageError(f"--metrics-file {path}: node-exporter's textfile collector reads only *.prom files; name it {path.stem}.prom")
+    if not path.parent.is_dir():
+        raise UsageError(f"--metrics-file {path}: no folder {path.parent} (point it at the textfile collector's --collector.textfile.directory)")
+
+
+def write_metrics_file(result: RegistryScanResult, path: Path) -> None:
+    """The summary numbers in Prometheus text format, written to a temporary file beside
+    ``path`` and renamed over it (prometheus_client's write_to_textfile), so that the collector
+    never reads half a file."""
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+    registry = CollectorRegistry()
+    versions = Gauge("baerase_registry_scan_versions", "Versions in the last registry scan, by outcome.", ["outcome"], registry=registry)
+    for outcome, n in result.counts().items():
+        versions.labels(outcome).set(n)
+    gauges = {
+        "open_backdoors": ("Versions carrying a backdoor with no cleaned version.", len(result.open_backdoors())),
+        "duration_seconds": ("Seconds the last registry scan took.", result.seconds),
+        "exit_code": ("Exit code of the last registry scan (0 passed, 1 open backdoor, 2 a scan failed).", int(result.exit_code())),
+        # Alert on time() minus this: a scan that stopped running writes nothing at all.
+        "last_finished_timestamp_seconds": ("When the last registry scan finished (Unix time).", time.time()),
+    }
+    for name, (doc, value) in gauges.items():
+        Gauge(f"baerase_registry_scan_{name}", doc, registry=registry).set(value)
+    write_to_textfile(str(path), registry)
 
 
 def record_summary(result: RegistryScanResult, base: JobSettings, config: RegistryScanConfig, out_dir: Path | None) -> None:

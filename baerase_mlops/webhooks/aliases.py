@@ -9,6 +9,7 @@ passes; else none, and the alias is removed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from baerase_mlops.config import GatePolicy
@@ -31,6 +32,7 @@ class AliasGuard:
     policy: GatePolicy
     protected: tuple[str, ...]
     data_override: str | None = None
+    on_refused: Callable[[str, str], None] = lambda alias, action: None  # (alias, "moved_back" | "removed"): the metric
 
     def check(self, spec: JobSpec) -> str:
         """Check ``spec.alias`` (or every protected alias on ``spec.version``); say what was done."""
@@ -49,13 +51,19 @@ class AliasGuard:
             self.queue.record_holder(name, alias, holder)
             return f"{alias} on version {holder}: passed"
         fallback = self._previous_passing(name, alias, info, versions)
-        if fallback is None:
-            self.client.delete_registered_model_alias(name, alias)
-            action = "alias removed (no earlier version passed)"
-        else:
-            self.client.set_registered_model_alias(name, alias, fallback)
-            action = f"alias moved back to version {fallback}"
+        action = "alias removed (no earlier version passed)" if fallback is None else f"alias moved back to version {fallback}"
+        # The reason goes on first, so that whoever sees the alias move (a person, a test, a
+        # webhook) finds why at once; it is taken off again if the move fails.
         self.client.set_model_version_tag(name, holder, REFUSED_TAG + alias, f"{T.now()}: {decision.reason}; {action}")
+        try:
+            if fallback is None:
+                self.client.delete_registered_model_alias(name, alias)
+            else:
+                self.client.set_registered_model_alias(name, alias, fallback)
+        except Exception:
+            self.client.delete_model_version_tag(name, holder, REFUSED_TAG + alias)
+            raise
+        self.on_refused(alias, "removed" if fallback is None else "moved_back")
         if not is_current(settings_for(self.base, info, self.data_override), info):
             self.queue.enqueue([JobSpec("scan", name, holder)])  # so that a later promotion can pass
         return f"{alias} on version {holder} refused: {decision.reason}; {action}"

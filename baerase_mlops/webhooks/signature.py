@@ -20,12 +20,14 @@ HEADERS = (WEBHOOK_DELIVERY_ID_HEADER, WEBHOOK_TIMESTAMP_HEADER, WEBHOOK_SIGNATU
 
 
 class DeliveryRejected(Exception):
-    """A delivery that is not processed: ``status`` is the HTTP answer."""
+    """A delivery that is not processed: ``status`` is the HTTP answer, ``code`` a short
+    name of why (the receiver's refusal metric's label)."""
 
-    def __init__(self, status: int, reason: str):
+    def __init__(self, status: int, reason: str, code: str = "refused"):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -45,16 +47,16 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float, tol
     """The delivery, if its signature matches and its timestamp is within ``tolerance_s`` of ``now``."""
     missing = [h for h in HEADERS if not headers.get(h)]
     if missing:
-        raise DeliveryRejected(401, f"missing header(s) {', '.join(missing)}: only signed deliveries are accepted")
+        raise DeliveryRejected(401, f"missing header(s) {', '.join(missing)}: only signed deliveries are accepted", "unsigned")
     delivery_id, timestamp, signatures = (headers[h].strip() for h in HEADERS)
     expected = sign(secret, delivery_id, timestamp, body)
     # Several space-separated signatures may come while a secret is being rotated.
     if not any(hmac.compare_digest(expected.encode(), s.encode()) for s in signatures.split()):
-        raise DeliveryRejected(401, "the signature does not match (wrong secret, or the delivery was altered)")
+        raise DeliveryRejected(401, "the signature does not match (wrong secret, or the delivery was altered)", "bad_signature")
     try:
         sent = int(timestamp)
     except ValueError:
-        raise DeliveryRejected(400, f"bad {WEBHOOK_TIMESTAMP_HEADER} {timestamp!r}: expected Unix seconds") from None
+        raise DeliveryRejected(400, f"bad {WEBHOOK_TIMESTAMP_HEADER} {timestamp!r}: expected Unix seconds", "bad_timestamp") from None
     if abs(now - sent) > tolerance_s:
-        raise DeliveryRejected(401, f"stale delivery: sent {now - sent:+.0f} s from now, beyond the {tolerance_s:.0f} s tolerance")
+        raise DeliveryRejected(401, f"stale delivery: sent {now - sent:+.0f} s from now, beyond the {tolerance_s:.0f} s tolerance", "stale")
     return Delivery(delivery_id, sent)

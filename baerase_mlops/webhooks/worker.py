@@ -24,6 +24,7 @@ from baerase_mlops.config import GatePolicy, WebhookConfig
 from baerase_mlops.registry.job import JobSettings
 from baerase_mlops.registry.scanning import VersionScan, threads_per_worker
 from baerase_mlops.webhooks.aliases import AliasGuard
+from baerase_mlops.webhooks.metrics import ReceiverMetrics
 from baerase_mlops.webhooks.queue import Job, JobQueue
 from baerase_mlops.webhooks.scan_task import RESULT_PREFIX, settings_to_json
 
@@ -49,6 +50,7 @@ class WorkerContext:
     config: WebhookConfig
     tracking_uri: str
     data_override: str | None = None
+    metrics: ReceiverMetrics | None = None  # the receiver's, so that /metrics shows the scans
 
 
 class Workers:
@@ -112,6 +114,7 @@ class Workers:
         )
         with self.lock:
             self.processes[job.id] = process
+        started = time.monotonic()
         try:
             result = self._wait(job, process, json.dumps(payload))
         finally:
@@ -124,6 +127,8 @@ class Workers:
                 queue.release(job, self.id, RETRY_DELAY_S, result=f"the scan process exited with {process.returncode}")
             return
         log.info("%s: %s %s", result.model, result.action, result.summary)
+        if c.metrics:
+            c.metrics.scan_finished(result.action, result.verdict, time.monotonic() - started)
         if result.action == "error" and result.retryable and job.attempts < c.config.max_attempts:
             queue.release(job, self.id, RETRY_DELAY_S, result=result.summary)
         else:
@@ -159,7 +164,8 @@ class Workers:
         import mlflow
 
         c = self.context
-        guard = AliasGuard(mlflow.MlflowClient(c.tracking_uri), c.queue, c.base, c.policy, c.config.protected_aliases, c.data_override)
+        on_refused = c.metrics.alias_reverted if c.metrics else (lambda alias, action: None)
+        guard = AliasGuard(mlflow.MlflowClient(c.tracking_uri), c.queue, c.base, c.policy, c.config.protected_aliases, c.data_override, on_refused)
         last_cleanup = 0.0
         while not self.stopping.is_set():
             if time.monotonic() - last_cleanup > 60:
