@@ -21,7 +21,9 @@ NAME = "dies-mid-job"
 
 
 def _running_job_runs(client) -> list:
-    return [r for r in client.search_runs(["0"]) if r.info.run_name.startswith("baerase-") and r.info.status == "RUNNING"]
+    return [
+        r for r in client.search_runs(["0"]) if r.info.run_name.startswith("baerase-") and r.info.status == "RUNNING"
+    ]
 
 
 def _kill(server) -> None:
@@ -36,10 +38,30 @@ def test_a_server_killed_mid_job_gives_one_line_exit_2_and_nothing_half_written(
     client = mlflow.MlflowClient(server.uri)
     try:
         mlflow.set_tracking_uri(server.uri)
-        spec = ModelSpec("small_cnn", (1, 28, 28), tuple(str(i) for i in range(10)), (0.1307,), (0.3081,), dataset="builtin:mnist", test_fraction=0.2, seed=0)
+        spec = ModelSpec(
+            "small_cnn",
+            (1, 28, 28),
+            tuple(str(i) for i in range(10)),
+            (0.1307,),
+            (0.3081,),
+            dataset="builtin:mnist",
+            test_fraction=0.2,
+            seed=0,
+        )
         register_lab_model(spec.build().eval(), spec, NAME, fmt="state_dict+spec")
-        cmd = [sys.executable, "pipelines/job.py", "--mode", "main", "--model-uri", f"models:/{NAME}/1", "--data-uri", "builtin:mnist"]
-        job = subprocess.Popen(cmd, env=server.env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cmd = [
+            sys.executable,
+            "pipelines/job.py",
+            "--mode",
+            "main",
+            "--model-uri",
+            f"models:/{NAME}/1",
+            "--data-uri",
+            "builtin:mnist",
+        ]
+        job = subprocess.Popen(
+            cmd, env=server.env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 300
         while not _running_job_runs(client):  # the job's run exists: it is mid-job
             assert job.poll() is None and time.monotonic() < deadline, job.communicate()[1][-2000:]

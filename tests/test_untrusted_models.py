@@ -30,7 +30,11 @@ from tests.mlflow_server import BIN, REPO, mlflow_run
 
 PAYLOADS = ("timeit", "os.system", "eval", "runpy")
 NAMED = {"timeit": "timeit.timeit", "os.system": "posix.system", "eval": "eval", "runpy": "runpy.run_path"}
-QUICK = {"recovery_steps": 20, "threshold": 1000.0, "data_uri": "builtin:mnist"}  # plumbing: these tests are about loading, not detection
+QUICK = {
+    "recovery_steps": 20,
+    "threshold": 1000.0,
+    "data_uri": "builtin:mnist",
+}  # plumbing: these tests are about loading, not detection
 
 
 class Payload:
@@ -53,7 +57,16 @@ class Payload:
 
 
 def _spec() -> ModelSpec:
-    return ModelSpec("small_cnn", (1, 28, 28), tuple(str(i) for i in range(10)), (0.1307,), (0.3081,), dataset="builtin:mnist", test_fraction=0.2, seed=0)
+    return ModelSpec(
+        "small_cnn",
+        (1, 28, 28),
+        tuple(str(i) for i in range(10)),
+        (0.1307,),
+        (0.3081,),
+        dataset="builtin:mnist",
+        test_fraction=0.2,
+        seed=0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +75,9 @@ def pickled_folder(tmp_path_factory) -> Path:
     import mlflow
 
     folder = tmp_path_factory.mktemp("pickled") / "model"
-    mlflow.pytorch.save_model(_spec().build().eval(), folder, serialization_format="pickle", input_example=torch.rand(2, 1, 28, 28).numpy())
+    mlflow.pytorch.save_model(
+        _spec().build().eval(), folder, serialization_format="pickle", input_example=torch.rand(2, 1, 28, 28).numpy()
+    )
     return folder
 
 
@@ -127,9 +142,10 @@ def _baerase_tags(client, name: str, version: str = "1") -> dict[str, str]:
     return {k: v for k, v in client.get_model_version(name, version).tags.items() if k.startswith("baerase.")}
 
 
-
 @pytest.mark.slow
-def test_pickle_payload_in_the_registry_never_runs_through_mlflow_run(registry, mlflow_server, pickled_folder, tmp_path):
+def test_pickle_payload_in_the_registry_never_runs_through_mlflow_run(
+    registry, mlflow_server, pickled_folder, tmp_path
+):
     marker = tmp_path / "ran"
     name = f"payload-{uuid.uuid4().hex[:6]}"
     _register_folder(_payload_folder(pickled_folder, tmp_path / "model", "timeit", marker), name)
@@ -146,7 +162,9 @@ def test_pickle_payload_in_the_registry_never_runs_through_mlflow_run(registry, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("trust", [False, True], ids=["no-trust", "trust"])
-def test_pickle_payload_in_the_registry_is_refused_by_the_job_and_its_run_fails(registry, pickled_folder, tmp_path, trust):
+def test_pickle_payload_in_the_registry_is_refused_by_the_job_and_its_run_fails(
+    registry, pickled_folder, tmp_path, trust
+):
     from baerase_mlops.registry.job import JobSettings, run_job
 
     marker = tmp_path / "ran"
@@ -157,12 +175,16 @@ def test_pickle_payload_in_the_registry_is_refused_by_the_job_and_its_run_fails(
     assert not marker.exists()
     run = _job_run(registry, name)
     assert run.info.status == "FAILED" and run.data.tags["baerase.exit_code"] == "2"
-    assert ("modelscan.json" in {f.path for f in registry.list_artifacts(run.info.run_id)}) is trust  # modelscan runs only with consent
+    assert (
+        "modelscan.json" in {f.path for f in registry.list_artifacts(run.info.run_id)}
+    ) is trust  # modelscan runs only with consent
     assert _baerase_tags(registry, name) == {}
 
 
 @pytest.mark.slow
-def test_harmless_pickled_model_with_the_trust_flag_is_scanned_and_its_modelscan_report_is_in_the_run(registry, pickled_folder):
+def test_harmless_pickled_model_with_the_trust_flag_is_scanned_and_its_modelscan_report_is_in_the_run(
+    registry, pickled_folder
+):
     from baerase_mlops.registry.job import JobSettings, run_job
 
     name = f"harmless-{uuid.uuid4().hex[:6]}"
@@ -227,7 +249,9 @@ def test_planted_code_package_never_runs_on_the_gate_even_with_the_trust_flag(re
     # In a fresh process, where nothing the tool imports is loaded yet: the trust flag loads the
     # weights with the planted code ignored, and the gate scans and promotes it.
     command = [str(BIN / "baerase"), *gate, "--trust-pickle", "--steps", "20", "--threshold", "1000"]
-    trusted = subprocess.run(command, env=mlflow_server.env(), cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+    trusted = subprocess.run(
+        command, env=mlflow_server.env(), cwd=REPO, capture_output=True, text=True, timeout=900, check=False
+    )
     assert trusted.returncode == 0, trusted.stderr[-2000:]
     assert "advisory scan" in trusted.stdout + trusted.stderr
     assert not marker.exists()

@@ -68,12 +68,18 @@ def test_a_stronger_recorded_verdict_counts_as_current_for_a_weaker_scan(registr
     name = erased
     info = version_info(registry, name, "1")
     assert is_current(settings_for(JobSettings(model_uri="", **WEAK), info), info)
-    assert not is_current(settings_for(JobSettings(model_uri="", **DATA | {"recovery_steps": 800}), info), info)  # a stronger scan is owed
+    assert not is_current(
+        settings_for(JobSettings(model_uri="", **DATA | {"recovery_steps": 800}), info), info
+    )  # a stronger scan is owed
 
 
-def test_weaker_alias_guard_keeps_the_alias_on_a_passing_version_and_moves_it_off_the_backdoor(registry, erased, tmp_path):
+def test_weaker_alias_guard_keeps_the_alias_on_a_passing_version_and_moves_it_off_the_backdoor(
+    registry, erased, tmp_path
+):
     name = erased
-    guard = AliasGuard(registry, JobQueue(tmp_path / "q.sqlite"), JobSettings(model_uri="", **WEAK), GatePolicy(), ("champion",))
+    guard = AliasGuard(
+        registry, JobQueue(tmp_path / "q.sqlite"), JobSettings(model_uri="", **WEAK), GatePolicy(), ("champion",)
+    )
     registry.set_registered_model_alias(name, "champion", "2")
     assert guard.check(JobSpec("aliases", name, "2", "champion")) == "champion on version 2: passed"
     registry.set_registered_model_alias(name, "champion", "1")  # by hand, on the backdoored version

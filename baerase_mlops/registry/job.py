@@ -299,7 +299,7 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
                 f"{metrics['accuracy_after']:.4f} ({metrics['accuracy_on']})."
             ),
         )  # fmt: skip
-    scanned_tags = common | {T.VERDICT: verdict} | ({T.CLEANED_VERSION: str(new_mv.version)} if new_mv is not None else {})
+    scanned_tags = common | {T.VERDICT: verdict} | _lineage(verdict, new_mv, recorded)
     if ref.registered:
         T.replace_tags(client, ref.name, ref.version, scanned_tags, recorded)
     summary = (f"[{settings.advisory}] " if settings.advisory else "") + scan.verdict.summary()
@@ -308,6 +308,16 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
     elif new_mv is not None:
         summary += f"; cleaned model registered as models:/{new_mv.name}/{new_mv.version}"
     return JobOutcome(ref.describe(), verdict, summary, False, str(new_mv.version) if new_mv else None, run_id, scanned_tags if ref.registered else {}, new_tags, metrics)
+
+
+def _lineage(verdict: str, new_mv, recorded: dict[str, str]) -> dict[str, str]:
+    """The scanned version's cleaned version: the one just registered, else, when it is found
+    backdoored again, the one an earlier run registered (the weights it came from are unchanged)."""
+    if new_mv is not None:
+        return {T.CLEANED_VERSION: str(new_mv.version)}
+    if verdict == "backdoor" and recorded.get(T.VERDICT) == "backdoor" and recorded.get(T.CLEANED_VERSION):
+        return {T.CLEANED_VERSION: recorded[T.CLEANED_VERSION]}
+    return {}
 
 
 def _recorded_backdoor_stands(settings: JobSettings, recorded: dict[str, str]) -> bool:
@@ -326,7 +336,7 @@ def _kept_backdoor(ref: ModelRef, settings: JobSettings, recorded: dict[str, str
         "which does not overwrite it; nothing was written to the registry"
     )
     tracking.mark_precedence(summary)
-    return JobOutcome(ref.describe(), "backdoor", summary, False, None, run_id, T.read_verdict(recorded).tags, {}, metrics)
+    return JobOutcome(ref.describe(), "backdoor", summary, False, recorded.get(T.CLEANED_VERSION), run_id, T.read_verdict(recorded).tags, {}, metrics)
 
 
 def _erasure_failure(outcome, settings: JobSettings) -> tuple[str, str] | None:

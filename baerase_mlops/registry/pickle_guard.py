@@ -70,7 +70,9 @@ def pickle_globals(data: bytes, member: str) -> list[PickleGlobal]:
                 pushed = []
             elif name == "STACK_GLOBAL":
                 if len(pushed) < 2 or not all(isinstance(v, str) for v in pushed[-2:]):
-                    raise ModelError(f"{member}: a STACK_GLOBAL at byte {pos} imports a name this check cannot read; refusing the pickle")
+                    raise ModelError(
+                        f"{member}: a STACK_GLOBAL at byte {pos} imports a name this check cannot read; refusing the pickle"
+                    )
                 found.append(PickleGlobal(str(pushed[-2]), str(pushed[-1]), name, pos, member))
                 pushed = []
             elif name in _STRING_OPS:
@@ -118,7 +120,11 @@ def _is_module_class(module: str, name: str) -> bool:
 
 def module_classes(items: list[PickleGlobal]) -> list[type]:
     """The nn.Module classes among allowed globals (for torch's weights-only unpickler)."""
-    return [getattr(sys.modules[i.module], i.name) for i in items if i.module in sys.modules and _is_module_class(i.module, i.name)]
+    return [
+        getattr(sys.modules[i.module], i.name)
+        for i in items
+        if i.module in sys.modules and _is_module_class(i.module, i.name)
+    ]
 
 
 def pickles_in(path: Path) -> list[tuple[str, bytes]]:
