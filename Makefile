@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # thousands); Python compiles the few a run imports, once, on first import.
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check --no-compile -c constraints.txt
 
-.PHONY: install install-test demo test test-fast bench-smoke bench-mnist bench-zoo clean
+.PHONY: install install-test demo test test-extended test-fast bench-smoke bench-mnist bench-zoo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e ".[test]"
 	$(BIN)/python -c "import baerase_mlops, torch, torchvision, mlflow, starlette, uvicorn, prometheus_client"
-	$(BIN)/python -c "import pytest, moto, ray"
+	$(BIN)/python -c "import pytest, xdist, moto, ray"
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -32,8 +32,14 @@ install-test: $(VENV)/.installed-test
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/baerase demo
 
+# Two pytest workers, one test file each at a time (module fixtures stay together): the suite is
+# mostly CPU-bound model training and scanning, and CI has two cores.
 test: install-test
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
+
+# What CI leaves out for time (marker "extended"): run it before a release.
+test-extended: install-test
+	$(BIN)/pytest -n 2 --dist loadfile -m extended
 
 test-fast: install-test
 	$(BIN)/pytest -m "not slow"

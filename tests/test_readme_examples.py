@@ -180,6 +180,7 @@ def _example(examples, start: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_the_registry_examples_run_as_written(examples, mlflow_server, registry, lab_model_factory):
     """models:/clf/1 (a clean lab model; the README's version 3 is a placeholder like the
     name: one version, one scan), then the README's registry commands, in the README's order
@@ -240,6 +241,7 @@ def test_the_webhook_example_serves_and_registers(examples, mlflow_server, regis
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 def test_the_file_examples_train_scan_erase_and_explain_a_bad_clean_set(examples, mnist):
     """lab train, scan, erase, and the console example of a clean set stored as 0-255 floats."""
     _, root, _ = examples

@@ -20,7 +20,7 @@ from baerase_mlops.registry.versions import is_current, settings_for, version_in
 from baerase_mlops.webhooks.aliases import AliasGuard
 from baerase_mlops.webhooks.queue import JobQueue, JobSpec
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.extended]
 
 DATA = {"data_uri": "builtin:mnist"}  # as the MLproject and the registry commands pass it
 WEAK = DATA | {"recovery_steps": 100}  # what `serve-webhooks --steps 100` scans with
