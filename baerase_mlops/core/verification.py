@@ -161,15 +161,11 @@ class ErasureVerifier:
         c = self.config
         seed = self.scan_config.recovery.seed + c.seed_offset
         fresh = replace(self.scan_config, recovery=replace(self.scan_config.recovery, seed=seed))
-        fresh_scan = Scanner(fresh, self.device, self.progress).scan_parts(candidate, optimisation, verify, contract)
-        rescan = fresh_scan.verdict
+        rescan = Scanner(fresh, self.device, self.progress).scan_parts(candidate, optimisation, verify, contract).verdict
         candidate = candidate.to(self.device)
         with frozen(candidate):
             triggers = [
-                self.budgeted_trigger(
-                    candidate, optimisation, verify, label, budget * c.budget_factor, seed + label,
-                    start=fresh_scan.recovery.sample(label, 1, torch.Generator().manual_seed(seed)),
-                )
+                self.budgeted_trigger(candidate, optimisation, verify, label, budget * c.budget_factor, seed + label)
                 for label, budget in sorted(flagged.items())
             ]
         worst = max((t.asr for t in triggers), default=0.0)
@@ -206,14 +202,11 @@ class ErasureVerifier:
             return (predict(model, data.x, self.device) == data.y).cpu()
 
     def budgeted_trigger(
-        self, model: nn.Module, search: ImageSet, verify: ImageSet, label: int, budget: float, seed: int,
-        start: tuple[torch.Tensor, torch.Tensor] | None = None,
+        self, model: nn.Module, search: ImageSet, verify: ImageSet, label: int, budget: float, seed: int
     ) -> BudgetedTrigger:
         """The strongest trigger toward ``label`` whose mask L1 is at most ``budget``: projected
-        Adam on a mask in [0, 1] (projected back into the budget after every step) and a pattern,
-        ``restarts`` times; the restart best on the search images is kept. The first restart
-        starts from ``start`` (the re-scan's fresh trigger for the class, projected into the
-        budget: where a backdoor survives, that is where it is), the others from random starts."""
+        Adam on a mask in [0, 1] (scaled back into the budget after every step) and a pattern,
+        ``restarts`` times from random starts; the restart best on the search images is kept."""
         c = self.config
         generator = torch.Generator().manual_seed(seed)
         x_search = search.x[search.y != label]
@@ -224,14 +217,9 @@ class ErasureVerifier:
         target = torch.full((c.batch_size,), label, dtype=torch.long, device=self.device)
         best: tuple[float, torch.Tensor, torch.Tensor] | None = None
         for restart in range(c.restarts):
-            if restart == 0 and start is not None:
-                mask = start[0].reshape(1, 1, *shape[1:]).clone()
-                pattern_logits = torch.logit(start[1].reshape(1, *shape).clamp(1e-3, 1 - 1e-3))
-            else:
-                mask = torch.rand(1, 1, *shape[1:], generator=generator)
-                pattern_logits = torch.randn(1, *shape, generator=generator)
+            mask = torch.rand(1, 1, *shape[1:], generator=generator)
             mask = _project(mask, budget).to(self.device).requires_grad_(True)
-            pattern_logits = pattern_logits.to(self.device).requires_grad_(True)
+            pattern_logits = torch.randn(1, *shape, generator=generator).to(self.device).requires_grad_(True)
             optimiser = torch.optim.Adam([mask, pattern_logits], lr=c.lr)
             for step in range(c.steps):
                 idx = torch.randint(0, len(x_search), (c.batch_size,), generator=generator)
@@ -242,7 +230,7 @@ class ErasureVerifier:
                 loss.backward()
                 optimiser.step()
                 with torch.no_grad():
-                    mask.copy_(_project(mask, budget))
+                    mask.copy_(_project(mask.clamp(0.0, 1.0), budget))
                 self.progress("verifying: trigger search", restart * c.steps + step + 1, c.restarts * c.steps)
             with torch.no_grad():
                 pattern = torch.sigmoid(pattern_logits)
@@ -255,22 +243,10 @@ class ErasureVerifier:
         return BudgetedTrigger(label, budget, verify_asr, len(x_verify), search_asr, float(mask.sum()))
 
 
-def _project(mask: torch.Tensor, budget: float, iterations: int = 40) -> torch.Tensor:
-    """The Euclidean projection of ``mask`` onto {m in [0, 1]: sum(m) <= budget}: clamp, then,
-    if over budget, subtract the threshold tau (found by bisection) that brings the sum to the
-    budget. Unlike scaling, this keeps the pixels that matter and zeroes the rest, so the search
-    can find a small, concentrated trigger such as a patch."""
-    clamped = mask.clamp(0.0, 1.0)
-    if float(clamped.sum()) <= budget:
-        return clamped
-    low, high = 0.0, float(mask.max())
-    for _ in range(iterations):
-        tau = (low + high) / 2
-        if float((mask - tau).clamp(0.0, 1.0).sum()) > budget:
-            low = tau
-        else:
-            high = tau
-    return (mask - high).clamp(0.0, 1.0)
+def _project(mask: torch.Tensor, budget: float) -> torch.Tensor:
+    """Scale ``mask`` down so that its L1 is at most ``budget`` (values stay in [0, 1])."""
+    l1 = float(mask.sum())
+    return mask * (budget / l1) if l1 > budget else mask
 
 
 @torch.no_grad()
