@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from baerase_mlops.config import ScanConfig, VerificationConfig
 from baerase_mlops.core.classifier import frozen
 from baerase_mlops.core.contract import InputContract
-from baerase_mlops.core.metrics import accuracy, predict
+from baerase_mlops.core.metrics import predict
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
 from baerase_mlops.core.scan import Scanner, Verdict
 from baerase_mlops.core.triggers import stamp
