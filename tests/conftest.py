@@ -103,11 +103,20 @@ def registry(mlflow_server, monkeypatch):
     mlflow.set_tracking_uri(None)
 
 
+def untrained_mnist_spec() -> ModelSpec:
+    """The spec of an MNIST-shaped small_cnn that records builtin:mnist and the lab's split:
+    for tests that need a real model file but no trained weights."""
+    return ModelSpec(
+        "small_cnn", (1, 28, 28), tuple(str(i) for i in range(10)), (0.1307,), (0.3081,),
+        dataset="builtin:mnist", test_fraction=0.2, seed=0,
+    )
+
+
 @pytest.fixture
 def untrained_lab_model(tmp_path) -> Path:
     """An untrained MNIST-shaped lab model (its state_dict path) whose spec records
     builtin:mnist and the lab's split: for wiring tests that need no real model."""
-    spec = ModelSpec("small_cnn", (1, 28, 28), tuple(str(i) for i in range(10)), (0.1307,), (0.3081,), dataset="builtin:mnist", test_fraction=0.2, seed=0)
+    spec = untrained_mnist_spec()
     model_path, _ = save_lab_model(spec.build(), spec, tmp_path / "untrained" / "model.pt")
     return model_path
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from baerase_mlops.lab.spec import ModelSpec
 from baerase_mlops.registry.lab import register_lab_model
+from tests.conftest import untrained_mnist_spec
 from tests.mlflow_server import REPO, start_mlflow_server, stop_mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -38,16 +38,7 @@ def test_a_server_killed_mid_job_gives_one_line_exit_2_and_nothing_half_written(
     client = mlflow.MlflowClient(server.uri)
     try:
         mlflow.set_tracking_uri(server.uri)
-        spec = ModelSpec(
-            "small_cnn",
-            (1, 28, 28),
-            tuple(str(i) for i in range(10)),
-            (0.1307,),
-            (0.3081,),
-            dataset="builtin:mnist",
-            test_fraction=0.2,
-            seed=0,
-        )
+        spec = untrained_mnist_spec()
         register_lab_model(spec.build().eval(), spec, NAME, fmt="state_dict+spec")
         cmd = [
             sys.executable,

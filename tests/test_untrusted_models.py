@@ -21,11 +21,11 @@ import pytest
 import torch
 
 from baerase_mlops.errors import ExitCode, ModelError
-from baerase_mlops.lab.spec import ModelSpec
 from baerase_mlops.registry.loading import load_model_under_test
 from baerase_mlops.registry.pickle_guard import check_pickle_allow_list
 from baerase_mlops.registry.publish import wait_until_ready
 from baerase_mlops.registry.resolve import ModelRef
+from tests.conftest import untrained_mnist_spec
 from tests.mlflow_server import BIN, REPO, mlflow_run
 
 PAYLOADS = ("timeit", "os.system", "eval", "runpy")
@@ -56,19 +56,6 @@ class Payload:
         return runpy.run_path, (str(script),)
 
 
-def _spec() -> ModelSpec:
-    return ModelSpec(
-        "small_cnn",
-        (1, 28, 28),
-        tuple(str(i) for i in range(10)),
-        (0.1307,),
-        (0.3081,),
-        dataset="builtin:mnist",
-        test_fraction=0.2,
-        seed=0,
-    )
-
-
 @pytest.fixture(scope="module")
 def pickled_folder(tmp_path_factory) -> Path:
     """A harmless MLflow pytorch model in the pickle format (an untrained lab model)."""
@@ -76,7 +63,7 @@ def pickled_folder(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("pickled") / "model"
     mlflow.pytorch.save_model(
-        _spec().build().eval(), folder, serialization_format="pickle", input_example=torch.rand(2, 1, 28, 28).numpy()
+        untrained_mnist_spec().build().eval(), folder, serialization_format="pickle", input_example=torch.rand(2, 1, 28, 28).numpy()
     )
     return folder
 
@@ -214,7 +201,7 @@ def planted(mlflow_server, tmp_path_factory):
         (root / "code" / package).mkdir(parents=True)
         (root / "code" / package / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write({package!r})\n")
     name = f"planted-{uuid.uuid4().hex[:6]}"
-    model = _spec().build().eval()
+    model = untrained_mnist_spec().build().eval()
     info = mlflow.pytorch.log_model(
         model, name="model", registered_model_name=name, input_example=torch.rand(2, 1, 28, 28).numpy(),
         code_paths=[str(root / "code" / p) for p in PLANTED], pip_requirements=["torch"],
