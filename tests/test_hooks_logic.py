@@ -146,10 +146,11 @@ def _current(info: VersionInfo, base: JobSettings = BASE) -> VersionInfo:
         ({T.VERDICT: "clean", T.ANOMALY_INDEX: "0.4"}, True, "no backdoor found"),
         ({T.VERDICT: "backdoor", T.FLAGGED_CLASSES: "[0]", T.CLEANED_VERSION: "2"}, False, "models:/m/2: gate that one"),
         ({T.VERDICT: "error", T.ERROR: "pickled model"}, False, "pickled model"),
-        ({T.VERDICT: "cleaned", T.ASR_AFTER: "0.004", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.975"}, True, "cleaned from version"),
-        ({T.VERDICT: "cleaned", T.ASR_AFTER: "0.05", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.975"}, False, "exceeds"),
-        ({T.VERDICT: "cleaned", T.ASR_AFTER: "0.004", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.94"}, False, "lost"),
-        ({T.VERDICT: "cleaned"}, False, "without its ASR"),
+        ({T.VERDICT: "cleaned", T.ASR_KIND: "verified", T.ASR_AFTER: "0.004", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.975"}, True, "cleaned from version"),
+        ({T.VERDICT: "cleaned", T.ASR_KIND: "verified", T.ASR_AFTER: "0.05", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.975"}, False, "exceeds"),
+        ({T.VERDICT: "cleaned", T.ASR_KIND: "verified", T.ASR_AFTER: "0.004", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.94"}, False, "lost"),
+        ({T.VERDICT: "cleaned", T.ASR_AFTER: "0.004", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.975"}, False, "not verified"),
+        ({T.VERDICT: "cleaned", T.ASR_KIND: "verified"}, False, "without its ASR"),
     ],
 )
 def test_gate_decisions(tags, passed, words):
