@@ -46,7 +46,7 @@ def audited_model(mlflow_server, lab_model_factory):
     tags = {
         "1": {**common, T.VERDICT: "clean"},
         "2": {**backdoor, T.ASR_AFTER: "0.004", T.ACCURACY_AFTER: "0.965", T.CLEANED_VERSION: "3", T.VERDICT: "backdoor"},
-        "3": {**backdoor, T.ASR_AFTER: "0.004", T.ACCURACY_AFTER: "0.965", T.SOURCE_VERSION: "2", T.VERDICT: "cleaned"},
+        "3": {**backdoor, T.ASR_AFTER: "0.004", T.ACCURACY_AFTER: "0.965", T.SOURCE_VERSION: "2", T.ASR_KIND: "verified", T.VERDICT: "cleaned"},
         "4": {**backdoor, T.VERDICT: "backdoor"},
         "5": {**common, T.ERROR: "the model takes 1x8x8 images", T.VERDICT: "error"},
         "7": {**common, T.CONFIG_HASH: "0000000000000000", T.VERDICT: "clean"},
@@ -160,7 +160,7 @@ def tidy_model(mlflow_server, lab_model_factory):
         T.ASR_AFTER: "0.004", T.ACCURACY_AFTER: "0.965",
     }  # fmt: skip
     write_tags(client, name, "1", {**backdoor, T.CLEANED_VERSION: "2", T.VERDICT: "backdoor"})
-    write_tags(client, name, "2", {**backdoor, T.SOURCE_VERSION: "1", T.VERDICT: "cleaned"})
+    write_tags(client, name, "2", {**backdoor, T.SOURCE_VERSION: "1", T.ASR_KIND: "verified", T.VERDICT: "cleaned"})
     client.set_registered_model_alias(name, "champion", "2")
     return name
 

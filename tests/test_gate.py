@@ -71,9 +71,16 @@ def test_gate_promotes_the_cleaned_version_without_scanning_again(registry, back
 
 
 def test_cleaned_version_outside_the_bounds_is_refused(registry, backdoored, first_gate):
+    """The cleaned version's own tags, with a verified ASR above the bound (the measured one is
+    often 0, which no bound refuses): a copy of version 2 carries them."""
+    from baerase_mlops.registry.publish import write_tags
+
     name, _ = backdoored
-    result = gate(f"models:/{name}/2", "--alias", "production", "--max-asr", "0")
-    assert result.exit_code == 1 and "exceeds" in result.output
+    cleaned = registry.get_model_version(name, "2")
+    copy = registry.create_model_version(name, cleaned.source, run_id=cleaned.run_id)
+    write_tags(registry, name, copy.version, {**cleaned.tags, "baerase.asr_after": "0.05"})
+    result = gate(f"models:/{name}/{copy.version}", "--alias", "production")
+    assert result.exit_code == 1 and "exceeds" in result.output, result.output
     assert _alias(registry, name, "production") is None
 
 

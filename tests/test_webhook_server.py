@@ -99,6 +99,6 @@ def test_serve_webhooks_with_a_bad_option_exits_4_without_a_traceback(tmp_path):
     )  # fmt: skip
     assert (
         result.returncode == 4
-        and "--http-workers must be at least 1" in result.stderr
+        and "'--http-workers': 0 is not in the range x>=1" in result.stderr
         and "Traceback" not in result.stderr
     )
