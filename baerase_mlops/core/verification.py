@@ -161,7 +161,9 @@ class ErasureVerifier:
         c = self.config
         seed = self.scan_config.recovery.seed + c.seed_offset
         fresh = replace(self.scan_config, recovery=replace(self.scan_config.recovery, seed=seed))
-        rescan = Scanner(fresh, self.device, self.progress).scan_parts(candidate, optimisation, verify, contract).verdict
+        rescan = (
+            Scanner(fresh, self.device, self.progress).scan_parts(candidate, optimisation, verify, contract).verdict
+        )
         candidate = candidate.to(self.device)
         with frozen(candidate):
             triggers = [
@@ -250,6 +252,8 @@ def _project(mask: torch.Tensor, budget: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _asr(model: nn.Module, x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor, label: int, device: torch.device) -> float:
+def _asr(
+    model: nn.Module, x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor, label: int, device: torch.device
+) -> float:
     stamped = stamp(x, mask.cpu(), pattern.cpu())
     return float((predict(model, stamped, device) == label).float().mean())

@@ -22,16 +22,28 @@ from pathlib import Path
 from baerase_mlops.errors import ModelError
 
 # Exact (module, name) pairs a tensor, a storage, a state_dict or a module's attributes need.
-ALLOWED_GLOBALS = frozenset({
-    ("collections", "OrderedDict"),
-    ("builtins", "set"), ("__builtin__", "set"), ("builtins", "frozenset"), ("__builtin__", "frozenset"),
-    ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"), ("torch._tensor", "_rebuild_from_type_v2"),
-    ("torch", "Size"), ("torch", "device"), ("torch.storage", "UntypedStorage"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-})  # fmt: skip
+ALLOWED_GLOBALS = frozenset(
+    {
+        ("collections", "OrderedDict"),
+        ("builtins", "set"),
+        ("__builtin__", "set"),
+        ("builtins", "frozenset"),
+        ("__builtin__", "frozenset"),
+        ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch._utils", "_rebuild_parameter"),
+        ("torch._utils", "_rebuild_parameter_with_state"),
+        ("torch._tensor", "_rebuild_from_type_v2"),
+        ("torch", "Size"),
+        ("torch", "device"),
+        ("torch.storage", "UntypedStorage"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+)
 # Modules whose nn.Module subclasses (and nothing else) a pickled model may name.
 MODULE_CLASS_PACKAGES = ("torch.nn.modules.", "baerase_mlops.lab.models")
 
