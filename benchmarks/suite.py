@@ -132,7 +132,8 @@ def run_case(settings: Settings, plan: DatasetPlan, arch: str, uri: str, case: C
             scans[scan_method], scan_records[scan_method] = timed_scan(settings, lab, data, case, scan_method)
             s = scan_records[scan_method]
             log(
-                f"  {scan_method} scan: flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's {_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s"
+                f"  {scan_method} scan: flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's "
+                f"{_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s"
             )
         record = timed_erase(settings, lab, data, scans[scan_method], config, unlearning)
         record.update(defence=defence, scan=scan_method, total_s=scan_records[scan_method]["wall_s"] + record["wall_s"])

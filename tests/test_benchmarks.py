@@ -322,7 +322,8 @@ def test_render_writes_every_section_from_a_json_of_runs(tmp_path):
     files = write_outputs(results, tmp_path / "B.md", write_json=True)
     table = (tmp_path / "B.md").read_text()
     assert [f.name for f in files] == ["B.md", "B.json", "B.png"]
-    # Headline: one of two backdoors that took found (the SIG model did not take and is not counted), one of two clean flagged.
+    # Headline: one of two backdoors that took found (the SIG model did not take and is not counted),
+    # one of two clean flagged.
     assert "| BAERASE (defaults) | 1/2 (50%; 9–91) | 1/2 (50%; 9–91) | 1/2 (50%; 9–91) |" in table
     assert "| Neural Cleanse mode | 0/2 (0%; 0–66) | 0/2 (0%; 0–66) | 0/2 (0%; 0–66) |" in table
     assert (

@@ -134,8 +134,8 @@ def test_a_class_with_fewer_images_than_the_minimum_fails_min_per_class(clean200
     failed, message = _failures(_as_loaded(clean200.x[keep], clean200.y[keep]))
     assert failed == ["min_per_class"]
     assert (
-        "expect_column_values_to_be_between(column='count', min_value=2) on classes: 1 of 10 rows fail: label 4 (count=1)"
-        in message
+        "expect_column_values_to_be_between(column='count', min_value=2) on classes: 1 of 10 rows fail: label 4 "
+        "(count=1)" in message
     )
 
 
@@ -150,8 +150,8 @@ def test_a_class_above_the_share_limit_fails_max_class_share(clean200):
     failed, message = _failures(_as_loaded(x, y))
     assert failed == ["max_class_share"]
     assert (
-        "expect_column_values_to_be_between(column='share', max_value=0.5) on classes: 1 of 10 rows fail: label 0 (share="
-        in message
+        "expect_column_values_to_be_between(column='share', max_value=0.5) on classes: 1 of 10 rows fail: label 0 "
+        "(share=" in message
     )
 
 
@@ -162,8 +162,8 @@ def test_exact_duplicates_beyond_the_limit_fail_duplicates(clean200):
     failed, message = _failures(_as_loaded(x, y))
     assert failed == ["duplicates"]
     assert (
-        "expect_column_proportion_of_unique_values_to_be_between(column='hash', min_value=0.95) on clean_set: observed 0.925"
-        in message
+        "expect_column_proportion_of_unique_values_to_be_between(column='hash', min_value=0.95) on clean_set: "
+        "observed 0.925" in message
     )
     assert f"identical images at indices [{fives[:5].tolist()}]" in message
 

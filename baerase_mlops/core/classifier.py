@@ -56,7 +56,8 @@ def check_classifier(
         )
     if out.ndim != 2 or out.shape[0] != 2:
         raise ModelError(
-            f"the model is not a classifier: for 2 images of {shape} it returned shape {list(out.shape)}, expected [2, classes]"
+            f"the model is not a classifier: for 2 images of {shape} it returned shape {list(out.shape)}, "
+            "expected [2, classes]"
         )
     if out.shape[1] != num_classes:
         raise ModelError(f"the model scores {out.shape[1]} classes but the clean data have {num_classes}")

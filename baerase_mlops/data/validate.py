@@ -110,7 +110,8 @@ class ValidationResult:
 
     def error_message(self) -> str:
         lines = [
-            f"{self.source}: the clean set failed {len(self.failures)} of {len(self.outcomes)} data expectations ({self.engine}):"
+            f"{self.source}: the clean set failed {len(self.failures)} of {len(self.outcomes)} data expectations "
+            f"({self.engine}):"
         ]
         return "\n".join(lines + [f"  - {o.describe()}" for o in self.failures])
 
@@ -237,7 +238,10 @@ def build_checks(
     c, h, w = (int(v) for v in contract.input_shape)
     n = contract.num_classes
     shape = f"the model takes {c}x{h}x{w} (C x H x W) images; these are {_shapes(samples)}"
-    normalised = f"the model takes pixel values in [{lo:g}, {hi:g}]; undo any normalisation (give the model's --mean/--std instead)"
+    normalised = (
+        f"the model takes pixel values in [{lo:g}, {hi:g}]; "
+        "undo any normalisation (give the model's --mean/--std instead)"
+    )
     between, in_set = gxe.ExpectColumnValuesToBeBetween, gxe.ExpectColumnValuesToBeInSet
     return [
         check(
@@ -293,7 +297,8 @@ def build_checks(
             CLASSES,
             between,
             lambda r: (
-                f"no class may hold more than {config.max_class_share:.0%} of the clean set (ValidationConfig.max_class_share)"
+                f"no class may hold more than {config.max_class_share:.0%} of the clean set "
+                "(ValidationConfig.max_class_share)"
             ),
             column="share",
             max_value=config.max_class_share,
@@ -390,14 +395,20 @@ def _outcome(check: Check, result: Any) -> ExpectationOutcome:
 def _range_hint(samples: pd.DataFrame, otherwise: str) -> str:
     top, bottom = float(samples["max"].max()), float(samples["min"].min())
     if looks_like_0_255(bottom, top):
-        return f"pixel values reach {top:g}: these look like 0-255 images stored as floats; divide them by 255 (or store uint8)"
+        return (
+            f"pixel values reach {top:g}: these look like 0-255 images stored as floats; "
+            "divide them by 255 (or store uint8)"
+        )
     return otherwise
 
 
 def _duplicate_hint(clean_rows: pd.DataFrame, samples: pd.DataFrame, limit: float) -> str:
     copied = clean_rows["hash"][clean_rows["hash"].duplicated()].unique()[:3]
     groups = [samples.loc[samples["hash"] == h, "index"].tolist()[:5] for h in copied]
-    return f"{duplicate_share(clean_rows):.1%} of the clean images copy another (limit {limit:.0%}); identical images at indices {groups}"
+    return (
+        f"{duplicate_share(clean_rows):.1%} of the clean images copy another (limit {limit:.0%}); identical images at "
+        f"indices {groups}"
+    )
 
 
 def _shapes(samples: pd.DataFrame) -> str:

@@ -41,7 +41,8 @@ def ensure_demo_model(progress: Progress = no_progress) -> str:
     result = train_lab_model(data, make_attack("badnets", data.input_shape), target=0, progress=progress)
     mv = register_lab_model(result.model, result.spec, DEMO_MODEL)
     print(
-        f"demo model: BadNets toward class 0, clean accuracy {result.accuracy:.2%}, ASR {result.asr:.2%}; registered as models:/{DEMO_MODEL}/{mv.version}"
+        f"demo model: BadNets toward class 0, clean accuracy {result.accuracy:.2%}, ASR {result.asr:.2%}; registered "
+        f"as models:/{DEMO_MODEL}/{mv.version}"
     )
     return f"models:/{DEMO_MODEL}/{mv.version}"
 

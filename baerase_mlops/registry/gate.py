@@ -155,7 +155,8 @@ def run_gate(
     ref = resolve_model_uri(model_uri, client)
     if not ref.registered:
         raise UsageError(
-            f"{model_uri}: the gate promotes registry versions (models:/name/N or models:/name@alias), not {ref.kind} models"
+            f"{model_uri}: the gate promotes registry versions (models:/name/N or models:/name@alias), "
+            f"not {ref.kind} models"
         )
     info = version_info(client, ref.name, ref.version)
     settings = settings_for(base, info, data_override)

@@ -269,7 +269,8 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
 
         tracking.mark_advisory(settings.advisory)
         stderr.print(
-            f"[bold yellow]warning: {settings.advisory}: its verdict is advisory (it never overwrites a stronger scan's backdoor verdict)[/bold yellow]"
+            f"[bold yellow]warning: {settings.advisory}: its verdict is advisory (it never overwrites a stronger "
+            "scan's backdoor verdict)[/bold yellow]"
         )
     stage.now = "scanning"
     scan = run_scan(mut, data, settings.scan_config(), settings.device, progress)
@@ -340,10 +341,11 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
             new_mv.name,
             new_mv.version,
             description=(
-                f"Cleaned by baerase-mlops {__version__} from {ref.describe()} (run {run_id}): backdoor toward class(es) "
-                f"{scan.verdict.flagged_classes} erased and verified by a fresh scan; ASR {metrics['asr_before']:.4f} "
-                f"({metrics['asr_kind']}) -> {metrics['verified_asr']:.4f} (verified), accuracy {metrics['accuracy_before']:.4f} -> "
-                f"{metrics['accuracy_after']:.4f} ({metrics['accuracy_on']})."
+                f"Cleaned by baerase-mlops {__version__} from {ref.describe()} (run {run_id}): backdoor toward "
+                f"class(es) {scan.verdict.flagged_classes} erased and verified by a fresh scan; ASR "
+                f"{metrics['asr_before']:.4f} ({metrics['asr_kind']}) -> {metrics['verified_asr']:.4f} (verified), "
+                f"accuracy {metrics['accuracy_before']:.4f} -> {metrics['accuracy_after']:.4f} "
+                f"({metrics['accuracy_on']})."
             ),
         )
     scanned_tags = common | {T.VERDICT: verdict} | _lineage(verdict, new_mv, recorded)
@@ -392,9 +394,9 @@ def _kept_backdoor(
 
     steps, threshold = T.scan_strength(recorded)
     summary = (
-        f"the recorded verdict backdoor stands (run {recorded.get(T.RUN_ID, '?')}: {steps} recovery steps, threshold {threshold:g}): "
-        f"this scan ({settings.recovery_steps} steps, threshold {settings.threshold:g}) is weaker and found {scan.verdict.summary()!r}, "
-        "which does not overwrite it; nothing was written to the registry"
+        f"the recorded verdict backdoor stands (run {recorded.get(T.RUN_ID, '?')}: {steps} recovery steps, threshold "
+        f"{threshold:g}): this scan ({settings.recovery_steps} steps, threshold {settings.threshold:g}) is weaker and "
+        f"found {scan.verdict.summary()!r}, which does not overwrite it; nothing was written to the registry"
     )
     tracking.mark_precedence(summary)
     return JobOutcome(
@@ -430,7 +432,8 @@ def _erasure_failure(outcome, settings: JobSettings) -> tuple[str, str] | None:
 def _reused(ref: ModelRef, earlier: T.RecordedVerdict) -> JobOutcome:
     cleaned = earlier.tags.get(T.CLEANED_VERSION)
     summary = (
-        f"already scanned with these settings ({earlier.tags.get(T.SCANNED_AT)}, run {earlier.tags.get(T.RUN_ID)}): verdict {earlier.verdict}"
+        f"already scanned with these settings ({earlier.tags.get(T.SCANNED_AT)}, run {earlier.tags.get(T.RUN_ID)}): "
+        f"verdict {earlier.verdict}"
         + (f", cleaned version {cleaned}" if cleaned else "")
         + "; pass force=true to scan again"
     )

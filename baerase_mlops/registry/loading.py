@@ -68,7 +68,8 @@ def detect_format(path: Path) -> str:
         if path.suffix == ".pt" and spec_path_for(path).is_file():
             return "state_dict+spec"
         raise ModelError(
-            f"{path}: a model file needs its spec beside it ({spec_path_for(path).name}), or give an MLflow model folder"
+            f"{path}: a model file needs its spec beside it ({spec_path_for(path).name}), "
+            "or give an MLflow model folder"
         )
     if (path / "MLmodel").is_file():
         if (path / "data" / "model.pt2").is_file():
@@ -179,7 +180,8 @@ def check_pickle_consent(trust_pickle: bool, where: str) -> None:
         )
     if pickle_switch_forbids():
         raise ModelError(
-            f"{where}: the trust flag was given, but {PICKLE_SWITCH}=false in this environment forbids unpickling; unset it to proceed"
+            f"{where}: the trust flag was given, but {PICKLE_SWITCH}=false in this environment forbids unpickling; "
+            "unset it to proceed"
         )
 
 
@@ -223,7 +225,8 @@ def load_pickled_model(model_file: Path, where: str, trust_pickle: bool, evidenc
             return torch.load(model_file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch's own unpickler refused something the walk let through
         raise ModelError(
-            f"{where}: torch's weights-only unpickler refused the pickle ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            f"{where}: torch's weights-only unpickler refused the pickle ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
         ) from exc
 
 
@@ -244,7 +247,8 @@ def contract_from_mlmodel(mlmodel, where: str, metadata: dict[str, Any]) -> Inpu
     signature = mlmodel.signature
     if signature is None or signature.inputs is None:
         raise ModelError(
-            f"{where}: the model has no signature, so its input shape is unknown; log it with input_example=<a batch of images>"
+            f"{where}: the model has no signature, so its input shape is unknown; "
+            "log it with input_example=<a batch of images>"
         )
     if not signature.inputs.is_tensor_spec() or len(signature.inputs.inputs) != 1:
         raise ModelError(f"{where}: the model's input is not a single image tensor ({signature.inputs})")
@@ -263,7 +267,8 @@ def contract_from_mlmodel(mlmodel, where: str, metadata: dict[str, Any]) -> Inpu
             classes = [str(i) for i in range(out_shape[1])]
     if classes is None:
         raise ModelError(
-            f"{where}: the number of classes is unknown: log the model with an output signature or metadata={{'classes': [...]}}"
+            f"{where}: the number of classes is unknown: log the model with an output signature or "
+            "metadata={'classes': [...]}"
         )
     normalization = metadata.get("normalization")
     if normalization is not None:
@@ -312,7 +317,8 @@ def load_model_under_test(
                 raise
             except Exception as exc:  # a broken archive fails in many ways inside torch
                 raise ModelError(
-                    f"{where}: the model could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                    f"{where}: the model could not be loaded ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''})"
                 ) from exc
     if not isinstance(model, nn.Module):
         raise ModelError(f"{where}: the model file holds a {type(model).__name__}, not a torch.nn.Module")

@@ -83,7 +83,8 @@ def pickle_globals(data: bytes, member: str) -> list[PickleGlobal]:
             elif name == "STACK_GLOBAL":
                 if len(pushed) < 2 or not all(isinstance(v, str) for v in pushed[-2:]):
                     raise ModelError(
-                        f"{member}: a STACK_GLOBAL at byte {pos} imports a name this check cannot read; refusing the pickle"
+                        f"{member}: a STACK_GLOBAL at byte {pos} imports a name this check cannot read; "
+                        "refusing the pickle"
                     )
                 found.append(PickleGlobal(str(pushed[-2]), str(pushed[-1]), name, pos, member))
                 pushed = []
@@ -161,8 +162,8 @@ def check_pickle_allow_list(path: Path, where: str) -> list[PickleGlobal]:
         first = refused[0]
         others = sorted({g.dotted for g in refused[1:]} - {first.dotted})
         raise ModelError(
-            f"{where}: the pickle calls {first.dotted} ({first.opcode} at byte {first.position} of {first.member}), which a "
-            f"PyTorch model does not need; refused before unpickling, with or without the trust flag"
+            f"{where}: the pickle calls {first.dotted} ({first.opcode} at byte {first.position} of {first.member}), "
+            "which a PyTorch model does not need; refused before unpickling, with or without the trust flag"
             + (f" (also: {', '.join(others[:5])})" if others else "")
         )
     return found

@@ -225,11 +225,13 @@ def check_metrics_file(path: Path) -> None:
     path = Path(path)
     if path.suffix != ".prom":
         raise UsageError(
-            f"--metrics-file {path}: node-exporter's textfile collector reads only *.prom files; name it {path.stem}.prom"
+            f"--metrics-file {path}: node-exporter's textfile collector reads only *.prom files; name it "
+            f"{path.stem}.prom"
         )
     if not path.parent.is_dir():
         raise UsageError(
-            f"--metrics-file {path}: no folder {path.parent} (point it at the textfile collector's --collector.textfile.directory)"
+            f"--metrics-file {path}: no folder {path.parent} (point it at the textfile collector's "
+            "--collector.textfile.directory)"
         )
 
 

@@ -85,7 +85,8 @@ def resolve_model_uri(uri: str, client) -> ModelRef:
         name, version, alias = match["name"], match["version"], match["alias"]
         if version is not None and not version.isdigit() and version != "latest":
             raise RegistryError(
-                f"{uri}: model stages such as {version!r} are deprecated; use a version number or an alias (models:/{name}@<alias>)"
+                f"{uri}: model stages such as {version!r} are deprecated; use a version number or an alias "
+                f"(models:/{name}@<alias>)"
             )
         try:
             if alias is not None:

@@ -119,11 +119,16 @@ def _sarif_result(row: AuditRow, rule_ids: list[str]) -> dict[str, Any]:
     finding = row.finding
     level, text = FINDINGS[finding]
     detail = {
-        "backdoor": f"flagged class(es) {row.flagged_classes()}, anomaly index {row.info.tags.get(T.ANOMALY_INDEX, '?')}",
+        "backdoor": (
+            f"flagged class(es) {row.flagged_classes()}, anomaly index {row.info.tags.get(T.ANOMALY_INDEX, '?')}"
+        ),
         "backdoor-cleaned": f"flagged class(es) {row.flagged_classes()}; cleaned version {row.successor}",
         "scan-error": row.info.tags.get(T.ERROR, ""),
         "not-scanned": "no baerase.verdict tag",
-        "stale": f"verdict {row.verdict} by baerase {row.info.tags.get(T.TOOL_VERSION, '?')}, settings {row.info.tags.get(T.CONFIG_HASH, '?')}",
+        "stale": (
+            f"verdict {row.verdict} by baerase {row.info.tags.get(T.TOOL_VERSION, '?')}, "
+            f"settings {row.info.tags.get(T.CONFIG_HASH, '?')}"
+        ),
     }.get(finding, row.decision.reason)
     return {
         "ruleId": f"baerase/{finding}",

@@ -66,8 +66,8 @@ def write_registry_summary(result, out_dir: Path) -> dict[str, Path]:
         "versions": rows,
     }
     intro = (
-        f"filter {result.filter or '(all models)'}, executor {result.executor}, started {result.started_at}, {result.seconds:.0f} s; "
-        + ", ".join(f"{k} {v}" for k, v in counts.items())
+        f"filter {result.filter or '(all models)'}, executor {result.executor}, started {result.started_at}, "
+        f"{result.seconds:.0f} s; " + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
     table = [
         [row["version"], row["action"], row["verdict"], row["cleaned_version"], row["seconds"], row["summary"]]

@@ -154,7 +154,8 @@ class JobQueue:
                 continue  # a scan of that version is under way: a second one would find its verdict
             # A job already waiting for the same thing absorbs this one.
             db.execute(
-                "INSERT OR IGNORE INTO jobs (kind, name, version, alias, delivery_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO jobs (kind, name, version, alias, delivery_id, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (job.kind, job.name, job.version, job.alias, delivery_id, now, now),
             )
 
@@ -165,7 +166,8 @@ class JobQueue:
             while True:
                 row = db.execute(
                     "SELECT id, name, version, alias, attempts FROM jobs WHERE kind = ? AND "
-                    "((state = 'queued' AND not_before <= ?) OR (state = 'running' AND lease_until < ?)) ORDER BY id LIMIT 1",
+                    "((state = 'queued' AND not_before <= ?) OR (state = 'running' AND lease_until < ?)) "
+                    "ORDER BY id LIMIT 1",
                     (kind, now, now),
                 ).fetchone()
                 if row is None:
@@ -178,7 +180,8 @@ class JobQueue:
                     )
                     continue
                 db.execute(
-                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, worker = ?, updated_at = ? WHERE id = ?",
+                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, worker = ?, "
+                    "updated_at = ? WHERE id = ?",
                     (now + lease_s, worker, now, job_id),
                 )
                 return Job(job_id, JobSpec(kind, name, version, alias), attempts + 1)
@@ -199,7 +202,8 @@ class JobQueue:
             raise ValueError(f"a job finishes done or failed, not {state!r}")
         with self._transaction() as db:
             db.execute(
-                "UPDATE jobs SET state = ?, result = ?, updated_at = ?, lease_until = 0 WHERE id = ? AND worker = ? AND state = 'running'",
+                "UPDATE jobs SET state = ?, result = ?, updated_at = ?, lease_until = 0 "
+                "WHERE id = ? AND worker = ? AND state = 'running'",
                 (state, result, time.time(), job.id, worker),
             )
 
@@ -212,13 +216,15 @@ class JobQueue:
         with self._transaction() as db:
             try:
                 db.execute(
-                    "UPDATE jobs SET state = 'queued', not_before = ?, lease_until = 0, worker = '', attempts = attempts - ?, result = ?, updated_at = ? "
+                    "UPDATE jobs SET state = 'queued', not_before = ?, lease_until = 0, worker = '', "
+                    "attempts = attempts - ?, result = ?, updated_at = ? "
                     "WHERE id = ? AND worker = ? AND state = 'running'",
                     (now + delay_s, 0 if count_attempt else 1, result, now, job.id, worker),
                 )
             except sqlite3.IntegrityError:
                 db.execute(
-                    "UPDATE jobs SET state = 'done', result = 'superseded by the same job queued again', updated_at = ? WHERE id = ?",
+                    "UPDATE jobs SET state = 'done', result = 'superseded by the same job queued again', "
+                    "updated_at = ? WHERE id = ?",
                     (now, job.id),
                 )
 
@@ -252,7 +258,8 @@ class JobQueue:
     def jobs(self, kind: str | None = None) -> list[Job]:
         with self._connect() as db:
             rows = db.execute(
-                "SELECT id, kind, name, version, alias, attempts, state, result FROM jobs WHERE ? IS NULL OR kind = ? ORDER BY id",
+                "SELECT id, kind, name, version, alias, attempts, state, result FROM jobs "
+                "WHERE ? IS NULL OR kind = ? ORDER BY id",
                 (kind, kind),
             ).fetchall()
         return [Job(r[0], JobSpec(r[1], r[2], r[3], r[4]), r[5], r[6], r[7]) for r in rows]

@@ -238,8 +238,8 @@ def _announce(server, url: str, ready: Callable[[str], None]) -> None:
 def check_secret(secret: str | None) -> str:
     if not secret or len(secret) < MIN_SECRET_CHARS:
         raise UsageError(
-            f"a webhook secret of at least {MIN_SECRET_CHARS} characters is required (--secret or BAERASE_WEBHOOK_SECRET): "
-            "without it anyone who reaches the receiver could queue scans and move aliases"
+            f"a webhook secret of at least {MIN_SECRET_CHARS} characters is required (--secret or "
+            "BAERASE_WEBHOOK_SECRET): without it anyone who reaches the receiver could queue scans and move aliases"
         )
     return secret
 
