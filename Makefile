@@ -1,6 +1,6 @@
 # Two commands on a fresh machine (see README.md):
 #   make demo   installs into .venv and runs the main job on an embedded default
-#   make test   installs the test extras and runs every test (what CI runs)
+#   make test   installs the test extras, lints (make lint) and runs every test (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # thousands); Python compiles the few a run imports, once, on first import.
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check --no-compile -c constraints.txt
 
-.PHONY: install install-test demo test test-extended test-fast bench-smoke bench-mnist bench-zoo clean
+.PHONY: install install-test demo lint test test-extended test-fast bench-smoke bench-mnist bench-zoo clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,15 @@ install-test: $(VENV)/.installed-test
 demo: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/baerase demo
 
+# ruff (pinned in the test extras; rules and line length in pyproject.toml): findings and
+# unformatted files fail the target, and so `make test` and CI, before the minutes of pytest.
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 # Two pytest workers, one test file each at a time (module fixtures stay together): the suite is
 # mostly CPU-bound model training and scanning, and CI has two cores.
-test: install-test
+test: install-test lint
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # What CI leaves out for time (marker "extended"): run it before a release.

@@ -17,7 +17,9 @@ from baerase_mlops.lab.names import ARCHITECTURES, ATTACKS
 
 
 def run_command(
-    command: click.Command, args: Sequence[str] | None = None, prog_name: str | None = None,
+    command: click.Command,
+    args: Sequence[str] | None = None,
+    prog_name: str | None = None,
     on_error: Callable[[int, str], None] | None = None,
 ) -> int:
     """Parse and run ``command`` behind the error boundary: DESIGN.md's exit code, and a user
@@ -86,9 +88,14 @@ def setting_option(name: str, *, flags: Sequence[str] | None = None, help: str |
             return click.option(decl, name, default=True, show_default=True, help=text)
         return click.option(*flags, name, is_flag=True, default=False, help=text)
     return click.option(
-        *flags, name, type=SettingType(s), default=s.default, required=s.required,
-        show_default=s.default is not None and not s.required, help=text,
-    )  # fmt: skip
+        *flags,
+        name,
+        type=SettingType(s),
+        default=s.default,
+        required=s.required,
+        show_default=s.default is not None and not s.required,
+        help=text,
+    )
 
 
 def setting_options(names: Sequence[str], *, mlproject: bool = False, helps: dict[str, str] | None = None) -> Callable:
@@ -124,45 +131,107 @@ def _position(value: str | None) -> tuple[int, int] | str | None:
 
 
 @lab.command("train")
-@click.option("--dataset", "dataset_uri", default="builtin:mnist", show_default=True, help="Data URI (builtin:mnist, a .npz, an image folder, s3://...).")
-@click.option("--attack", type=click.Choice(ATTACKS), default="badnets", show_default=True, help="Lab defaults per attack: see baerase_mlops.lab.attacks.")
-@click.option("--target", type=int, default=0, show_default=True, help="Label the trigger sends images to.")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the state_dict (the spec goes beside it as .json).")
 @click.option(
-    "--poison-rate", type=click.FloatRange(0, 1, min_open=True), default=None,
+    "--dataset",
+    "dataset_uri",
+    default="builtin:mnist",
+    show_default=True,
+    help="Data URI (builtin:mnist, a .npz, an image folder, s3://...).",
+)
+@click.option(
+    "--attack",
+    type=click.Choice(ATTACKS),
+    default="badnets",
+    show_default=True,
+    help="Lab defaults per attack: see baerase_mlops.lab.attacks.",
+)
+@click.option("--target", type=int, default=0, show_default=True, help="Label the trigger sends images to.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the state_dict (the spec goes beside it as .json).",
+)
+@click.option(
+    "--poison-rate",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
     help=f"Share of the training set poisoned [default: {LabConfig.poison_rate}].",
 )
 @click.option("--size", type=int, default=None, help="Patch size in pixels (badnets, trojan).")
 @click.option("--position", default=None, help="Patch position ROW,COL, or 'random' for anywhere (badnets, trojan).")
-@click.option("--pattern", type=click.Choice(["solid", "checkerboard", "random"]), default="solid", show_default=True, help="BadNets patch pattern.")
+@click.option(
+    "--pattern",
+    type=click.Choice(["solid", "checkerboard", "random"]),
+    default="solid",
+    show_default=True,
+    help="BadNets patch pattern.",
+)
 @click.option("--alpha", type=float, default=0.15, show_default=True, help="Blend ratio (blended).")
 @click.option("--trigger-seed", type=int, default=0, show_default=True)
 @click.option("--arch", type=click.Choice(ARCHITECTURES), default=None, help="Architecture [default: small_cnn].")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help=f"Training epochs [default: {LabConfig.epochs}].")
 @click.option(
-    "--seed", type=click.IntRange(min=0), default=None,
+    "--epochs", type=click.IntRange(min=1), default=None, help=f"Training epochs [default: {LabConfig.epochs}]."
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
     help=f"Seed of the split, the poisoning and the training [default: {LabConfig.seed}].",
 )
 @setting_option("device")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def lab_train(dataset_uri, attack, target, out, poison_rate, size, position, pattern, alpha, trigger_seed, arch, epochs, seed, device, quiet) -> int:
+def lab_train(
+    dataset_uri,
+    attack,
+    target,
+    out,
+    poison_rate,
+    size,
+    position,
+    pattern,
+    alpha,
+    trigger_seed,
+    arch,
+    epochs,
+    seed,
+    device,
+    quiet,
+) -> int:
     """Poison a dataset with ATTACK toward TARGET, train a model, save it, print ACC and ASR."""
     from baerase_mlops.lab.service import train_and_save
 
     with _progress(quiet) as progress:
         result, paths = train_and_save(
-            dataset_uri, attack, target, out,
-            poison_rate=poison_rate, size=size, position=_position(position), pattern=pattern, alpha=alpha,
-            trigger_seed=trigger_seed, architecture=arch, epochs=epochs, seed=seed, device=device, progress=progress,
-        )  # fmt: skip
+            dataset_uri,
+            attack,
+            target,
+            out,
+            poison_rate=poison_rate,
+            size=size,
+            position=_position(position),
+            pattern=pattern,
+            alpha=alpha,
+            trigger_seed=trigger_seed,
+            architecture=arch,
+            epochs=epochs,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
     from baerase_mlops.report.console import key_value_table, percent, stdout
 
     stdout.print(
         key_value_table(
             f"lab model: {attack} -> class {target}",
-            [("clean accuracy", percent(result.accuracy)), ("attack success rate", percent(result.asr)),
-             ("model", str(paths[0])), ("spec", str(paths[1]))],
-        )  # fmt: skip
+            [
+                ("clean accuracy", percent(result.accuracy)),
+                ("attack success rate", percent(result.asr)),
+                ("model", str(paths[0])),
+                ("spec", str(paths[1])),
+            ],
+        )
     )
     return ExitCode.PASSED
 
@@ -170,8 +239,20 @@ def lab_train(dataset_uri, attack, target, out, poison_rate, size, position, pat
 def model_options(f):
     """--model / --spec / --mean / --std: the model under examination."""
     f = setting_options(("mean", "std"))(f)
-    f = click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="The model's JSON spec [default: beside the model, .json].")(f)
-    return click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The model's state_dict (lab format).")(f)
+    f = click.option(
+        "--spec",
+        "spec_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The model's JSON spec [default: beside the model, .json].",
+    )(f)
+    return click.option(
+        "--model",
+        "model_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help="The model's state_dict (lab format).",
+    )(f)
 
 
 def scan_options(f, data_help: str = "Clean data URI [default: the dataset the spec records]."):
@@ -205,7 +286,14 @@ def _load(model_path, spec_path, settings):
 @main.command("scan")
 @model_options
 @scan_options
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("baerase-report"), show_default=True, help="Report folder.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("baerase-report"),
+    show_default=True,
+    help="Report folder.",
+)
 def scan_cmd(model_path, spec_path, quiet, out_dir, **options) -> int:
     """Recover every class's trigger and test for a backdoor. Exit 0: none found, 1: backdoor, 2: error."""
     from baerase_mlops.engine import run_scan
@@ -228,8 +316,20 @@ def scan_cmd(model_path, spec_path, quiet, out_dir, **options) -> int:
 @main.command("erase")
 @model_options
 @scan_options
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the cleaned state_dict (its spec goes beside it).")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Reuse this scan report instead of scanning first.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the cleaned state_dict (its spec goes beside it).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Reuse this scan report instead of scanning first.",
+)
 @erase_options
 def erase_cmd(model_path, spec_path, quiet, out_path, report_dir, **options) -> int:
     """Scan (unless --report), unlearn the flagged triggers, write the cleaned model.
@@ -245,11 +345,18 @@ def erase_cmd(model_path, spec_path, quiet, out_path, report_dir, **options) -> 
     mut, data = _load(model_path, spec_path, settings)
     with _progress(quiet) as progress:
         outcome, scan, files = erase_job(
-            mut, data, settings.scan_config(), out_path, report_dir,
-            unlearning=settings.unlearning, target_asr=settings.target_asr,
+            mut,
+            data,
+            settings.scan_config(),
+            out_path,
+            report_dir,
+            unlearning=settings.unlearning,
+            target_asr=settings.target_asr,
             max_accuracy_drop=settings.max_accuracy_drop,
-            seed=settings.seed, device=settings.device, progress=progress,
-        )  # fmt: skip
+            seed=settings.seed,
+            device=settings.device,
+            progress=progress,
+        )
     stdout.print(verdict_table(scan.verdict))
     stdout.print(f"[bold]{scan.verdict.summary()}[/bold]")
     stdout.print(erasure_table(outcome.metrics))
@@ -262,7 +369,9 @@ def erase_cmd(model_path, spec_path, quiet, out_path, report_dir, **options) -> 
         stdout.print("[bold red]the written model is NOT cleaned: do not ship it[/bold red]")
         return ExitCode.BACKDOOR
     if outcome.changed and not outcome.metrics.get("reached_target"):
-        stdout.print("[bold red]the recovered-trigger ASR did not reach its target within the accuracy bound[/bold red]")
+        stdout.print(
+            "[bold red]the recovered-trigger ASR did not reach its target within the accuracy bound[/bold red]"
+        )
         return ExitCode.BACKDOOR
     return ExitCode.PASSED
 
@@ -289,14 +398,21 @@ def demo_cmd(tracking_uri) -> int:
     client = mlflow.MlflowClient()
     for mv in sorted(client.search_model_versions(f"name = '{DEMO_MODEL}'"), key=lambda v: int(v.version)):
         recorded = read_verdict(mv.tags)
-        stdout.print(key_value_table(f"models:/{DEMO_MODEL}/{mv.version}: {recorded.verdict or 'not scanned'}", sorted(recorded.tags.items())))
+        stdout.print(
+            key_value_table(
+                f"models:/{DEMO_MODEL}/{mv.version}: {recorded.verdict or 'not scanned'}", sorted(recorded.tags.items())
+            )
+        )
     return ExitCode.PASSED
 
 
 def registry_options(f):
     """The job settings of the registry commands (gate, scan-registry, audit, serve-webhooks):
     the same as the MLflow project's, so that a verdict current for one is current for all."""
-    data_help = "Clean data URI [default: the one the version's last scan used (tag baerase.data_uri), else the registered model's tag baerase.data_uri, else builtin:mnist]."
+    data_help = (
+        "Clean data URI [default: the one the version's last scan used (tag baerase.data_uri), else the registered "
+        "model's tag baerase.data_uri, else builtin:mnist]."
+    )
     f = click.option("--quiet", is_flag=True, help="No progress bars.")(f)
     return setting_options(REGISTRY_OPTIONS, helps={"data_uri": data_help})(f)
 
@@ -324,14 +440,16 @@ def _gate_policy(max_asr: float, settings):
 def gate_cmd(model_uri, alias, max_asr, erase, **options) -> int:
     """Set ALIAS on MODEL_URI only if it passed (verdict clean, or cleaned within bounds); scan
     it first when its verdict is not current. Exit 0: promoted, 1: refused (alias unchanged), 2: error."""
+    from baerase_mlops.registry.gate import run_gate
     from baerase_mlops.registry.versions import connect_registry
     from baerase_mlops.report.registry_console import print_gate
-    from baerase_mlops.registry.gate import run_gate
 
     settings, data_uri = _registry_settings(options)
     client = connect_registry()
     with _progress(options["quiet"]) as progress:
-        result = run_gate(client, model_uri, alias, settings, _gate_policy(max_asr, settings), data_uri, erase, progress)
+        result = run_gate(
+            client, model_uri, alias, settings, _gate_policy(max_asr, settings), data_uri, erase, progress
+        )
     print_gate(result)
     return ExitCode.PASSED if result.promoted else ExitCode.BACKDOOR
 
@@ -339,8 +457,23 @@ def gate_cmd(model_uri, alias, max_asr, erase, **options) -> int:
 @main.command("scan-registry")
 @setting_options(("filter", "executor", "workers", "ray_address"))
 @setting_option("erase", flags=("--erase/--scan-only",))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("baerase-registry-scan"), show_default=True, help="Summary folder (JSON, Markdown, HTML).")
-@click.option("--metrics-file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the summary numbers here in Prometheus text format (node-exporter textfile collector: a *.prom file).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("baerase-registry-scan"),
+    show_default=True,
+    help="Summary folder (JSON, Markdown, HTML).",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=(
+        "Also write the summary numbers here in Prometheus text format "
+        "(node-exporter textfile collector: a *.prom file)."
+    ),
+)
 @registry_options
 def scan_registry_cmd(filter, executor, workers, ray_address, erase, out_dir, metrics_file, **options) -> int:
     """Scan every registered version whose verdict is not current. Exit 0: no open backdoor,
@@ -366,19 +499,31 @@ def scan_registry_cmd(filter, executor, workers, ray_address, erase, out_dir, me
             total["done"] += 1
             progress("registry scan", total["done"], total["n"])
 
-        result = run_registry_scan(client, settings, config, filter, data_uri, out_dir, planned, done, metrics_file=metrics_file)
+        result = run_registry_scan(
+            client, settings, config, filter, data_uri, out_dir, planned, done, metrics_file=metrics_file
+        )
     print_registry_scan(result)
     return result.exit_code()
 
 
 @main.command("audit")
 @click.argument("model_uri", required=False)
-@click.option("--registry", "whole_registry", is_flag=True, help="Audit every registered model (with --filter, those that match).")
-@setting_option("filter", help="Registered-model search filter (with --registry).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "sarif", "markdown"]), default="table", show_default=True)
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the report here [default: stdout].")
 @click.option(
-    "--strict", is_flag=True,
+    "--registry", "whole_registry", is_flag=True, help="Audit every registered model (with --filter, those that match)."
+)
+@setting_option("filter", help="Registered-model search filter (with --registry).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "sarif", "markdown"]), default="table", show_default=True
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report here [default: stdout].",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
     help="Also exit 1 on versions never scanned, failed scans, backdoored versions that have a cleaned successor, "
     "and cleaned versions outside the bounds.",
 )
@@ -408,18 +553,58 @@ def audit_cmd(model_uri, whole_registry, filter, fmt, output, strict, max_asr, *
 
 @main.command("serve-webhooks")
 @setting_options(("host", "port"))
-@click.option("--queue", "queue_path", type=click.Path(dir_okay=False, path_type=Path), default=Path("baerase-webhooks.sqlite"), show_default=True, help="The durable job queue (SQLite).")
-@click.option("--secret", envvar="BAERASE_WEBHOOK_SECRET", default=None, help="The webhook's signing secret [env: BAERASE_WEBHOOK_SECRET].")
+@click.option(
+    "--queue",
+    "queue_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("baerase-webhooks.sqlite"),
+    show_default=True,
+    help="The durable job queue (SQLite).",
+)
+@click.option(
+    "--secret",
+    envvar="BAERASE_WEBHOOK_SECRET",
+    default=None,
+    help="The webhook's signing secret [env: BAERASE_WEBHOOK_SECRET].",
+)
 @setting_options(("protect", "webhook_workers", "lease_s", "tolerance_s", "max_asr"))
 @setting_option("erase", flags=("--erase/--scan-only",))
 # The HTTP side (uvicorn): --http-workers, not --workers, which counts scans at once.
-@click.option("--http-workers", type=click.IntRange(min=1), default=1, show_default=True, help="uvicorn processes answering HTTP (the scans stay in this one).")
-@click.option("--ssl-certfile", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Serve HTTPS with this PEM certificate (with --ssl-keyfile).")
-@click.option("--ssl-keyfile", type=click.Path(dir_okay=False, path_type=Path), default=None, help="The PEM private key of --ssl-certfile.")
+@click.option(
+    "--http-workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="uvicorn processes answering HTTP (the scans stay in this one).",
+)
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this PEM certificate (with --ssl-keyfile).",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The PEM private key of --ssl-certfile.",
+)
 @registry_options
 def serve_webhooks_cmd(
-    host, port, queue_path, secret, protect, webhook_workers, lease_s, tolerance_s, max_asr, erase,
-    http_workers, ssl_certfile, ssl_keyfile, **options,
+    host,
+    port,
+    queue_path,
+    secret,
+    protect,
+    webhook_workers,
+    lease_s,
+    tolerance_s,
+    max_asr,
+    erase,
+    http_workers,
+    ssl_certfile,
+    ssl_keyfile,
+    **options,
 ) -> int:
     """Receive MLflow's registry webhooks: scan every new version, keep protected aliases on
     versions that passed; GET /health and /metrics (Prometheus). Runs until interrupted (SIGINT/SIGTERM)."""
@@ -435,8 +620,8 @@ def serve_webhooks_cmd(
 
     from baerase_mlops.config import WebhookConfig
     from baerase_mlops.registry.versions import connect_registry
-    from baerase_mlops.webhooks.queue import JobQueue
     from baerase_mlops.webhooks.metrics import ReceiverMetrics
+    from baerase_mlops.webhooks.queue import JobQueue
     from baerase_mlops.webhooks.receiver import Receiver, ServeOptions, check_secret, serve
     from baerase_mlops.webhooks.worker import WorkerContext, Workers
 
@@ -445,34 +630,67 @@ def serve_webhooks_cmd(
     settings, data_uri = _registry_settings(options)
     protected = tuple(a.strip() for a in protect.split(",") if a.strip())
     config = replace(
-        WebhookConfig(), host=host, port=port, protected_aliases=protected, erase=erase,
-        workers=webhook_workers, lease_s=lease_s, tolerance_s=tolerance_s,
-    )  # fmt: skip
+        WebhookConfig(),
+        host=host,
+        port=port,
+        protected_aliases=protected,
+        erase=erase,
+        workers=webhook_workers,
+        lease_s=lease_s,
+        tolerance_s=tolerance_s,
+    )
     connect_registry()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     queue = JobQueue(queue_path)
     metrics = ReceiverMetrics()
-    workers_ = Workers(WorkerContext(queue, settings, _gate_policy(max_asr, settings), config, mlflow.get_tracking_uri(), data_uri, metrics))
+    workers_ = Workers(
+        WorkerContext(
+            queue, settings, _gate_policy(max_asr, settings), config, mlflow.get_tracking_uri(), data_uri, metrics
+        )
+    )
     receiver = Receiver(queue, secret, config, workers_.notify, metrics)
-    serve(receiver, workers_, serve_options, ready=lambda url: click.echo(f"listening on {url} (queue {queue_path})", err=True))
+    serve(
+        receiver,
+        workers_,
+        serve_options,
+        ready=lambda url: click.echo(f"listening on {url} (queue {queue_path})", err=True),
+    )
     return ExitCode.PASSED
 
 
 @main.command("register-webhook")
-@click.option("--url", required=True, help="Where the receiver listens, as the tracking server reaches it (e.g. http://gate-host:8787/).")
-@click.option("--secret", envvar="BAERASE_WEBHOOK_SECRET", default=None, help="The signing secret, as given to serve-webhooks [env: BAERASE_WEBHOOK_SECRET].")
-@click.option("--name", default="baerase-gate", show_default=True, help="Webhook name; an existing webhook of that name is updated.")
+@click.option(
+    "--url",
+    required=True,
+    help="Where the receiver listens, as the tracking server reaches it (e.g. http://gate-host:8787/).",
+)
+@click.option(
+    "--secret",
+    envvar="BAERASE_WEBHOOK_SECRET",
+    default=None,
+    help="The signing secret, as given to serve-webhooks [env: BAERASE_WEBHOOK_SECRET].",
+)
+@click.option(
+    "--name",
+    default="baerase-gate",
+    show_default=True,
+    help="Webhook name; an existing webhook of that name is updated.",
+)
 def register_webhook_cmd(url, secret, name) -> int:
     """Register (or update) the webhook on the tracking server: new versions, alias changes, tags."""
     from baerase_mlops.registry.versions import connect_registry
     from baerase_mlops.webhooks.receiver import register_webhook
 
     webhook = register_webhook(connect_registry(), url, secret, name)
-    click.echo(f"webhook {webhook.name} ({webhook.webhook_id}) -> {webhook.url}: {', '.join(str(e) for e in webhook.events)}")
+    click.echo(
+        f"webhook {webhook.name} ({webhook.webhook_id}) -> {webhook.url}: {', '.join(str(e) for e in webhook.events)}"
+    )
     return ExitCode.PASSED
 
 
-@main.command("bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@main.command(
+    "bench", context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def bench_cmd(args) -> int:
     """Run the benchmark suite and write BENCHMARKS.md (as python -m benchmarks.run; --help for its options).

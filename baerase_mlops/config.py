@@ -392,35 +392,85 @@ SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in (
         # The model and its clean data.
-        Setting("model_uri", "str", None, "models:/name/N, models:/name@alias, models:/name/latest, runs:/..., a path",
-                required=True),
-        Setting("data_uri", "str", None, "the defender's clean set (builtin:, .npz, an image folder, s3://)",
-                flag="--data"),
-        Setting("clean_fraction", "float", None,
-                "share of the data used as the clean set; 0 or unset: 5% of a lab model's training split, else all",
-                minimum=0.0, minimum_open=True, maximum=1.0, unset=0.0),
-        Setting("skip_validation", "bool", False,
-                "skip the Great Expectations validation of the clean set (recorded in the report)"),
-        Setting("mean", "floats", None, "per-channel mean the model expects (comma-separated), with std: "
-                "the tool wraps the model so that it takes [0, 1] pixels"),
-        Setting("std", "floats", None, "per-channel std the model expects (comma-separated), with mean",
-                minimum=0.0, minimum_open=True),
+        Setting(
+            "model_uri",
+            "str",
+            None,
+            "models:/name/N, models:/name@alias, models:/name/latest, runs:/..., a path",
+            required=True,
+        ),
+        Setting(
+            "data_uri", "str", None, "the defender's clean set (builtin:, .npz, an image folder, s3://)", flag="--data"
+        ),
+        Setting(
+            "clean_fraction",
+            "float",
+            None,
+            "share of the data used as the clean set; 0 or unset: 5% of a lab model's training split, else all",
+            minimum=0.0,
+            minimum_open=True,
+            maximum=1.0,
+            unset=0.0,
+        ),
+        Setting(
+            "skip_validation",
+            "bool",
+            False,
+            "skip the Great Expectations validation of the clean set (recorded in the report)",
+        ),
+        Setting(
+            "mean",
+            "floats",
+            None,
+            "per-channel mean the model expects (comma-separated), with std: "
+            "the tool wraps the model so that it takes [0, 1] pixels",
+        ),
+        Setting(
+            "std",
+            "floats",
+            None,
+            "per-channel std the model expects (comma-separated), with mean",
+            minimum=0.0,
+            minimum_open=True,
+        ),
         Setting("trust_pickle", "bool", False, "allow a pickled model (modelscan scans it first)"),
         # The scan.
         Setting("method", "str", ScanConfig.method, "trigger recovery method", choices="recovery"),
-        Setting("threshold", "float", _DETECTION.threshold, "anomaly index above which a class is flagged",
-                minimum=0.0, minimum_open=True),
-        Setting("recovery_steps", "int", _RECOVERY.steps,
-                "trigger-recovery optimiser steps; fewer for a quick, less certain scan",
-                flag="--steps", minimum=_RECOVERY.round_steps, why=" (one round of the cost schedule)"),
+        Setting(
+            "threshold",
+            "float",
+            _DETECTION.threshold,
+            "anomaly index above which a class is flagged",
+            minimum=0.0,
+            minimum_open=True,
+        ),
+        Setting(
+            "recovery_steps",
+            "int",
+            _RECOVERY.steps,
+            "trigger-recovery optimiser steps; fewer for a quick, less certain scan",
+            flag="--steps",
+            minimum=_RECOVERY.round_steps,
+            why=" (one round of the cost schedule)",
+        ),
         Setting("device", "str", "auto", "auto (CUDA when present), cpu, cuda or cuda:N", check="device"),
         Setting("seed", "int", _RECOVERY.seed, "seed of the split, the recovery and the unlearning", minimum=0),
         # The erasure.
         Setting("unlearning", "str", "baerase", "unlearning method", choices="unlearning"),
-        Setting("target_asr", "float", _UNLEARNING.target_asr,
-                "unlearning stops once the recovered-trigger ASR is at or under this", **_FRACTION),
-        Setting("max_accuracy_drop", "float", _UNLEARNING.max_accuracy_drop,
-                "largest clean-accuracy loss a cleaned model may have (also the gate's bound)", **_FRACTION),
+        Setting(
+            "target_asr",
+            "float",
+            _UNLEARNING.target_asr,
+            "unlearning stops once the recovered-trigger ASR is at or under this",
+            **_FRACTION,
+        ),
+        Setting(
+            "max_accuracy_drop",
+            "float",
+            _UNLEARNING.max_accuracy_drop,
+            "largest clean-accuracy loss a cleaned model may have (also the gate's bound)",
+            **_FRACTION,
+        ),
         # The MLflow job.
         Setting("register", "bool", True, "register the cleaned model as a new version"),
         Setting("force", "bool", False, "scan again even if the version has a current verdict"),
@@ -429,40 +479,98 @@ SETTINGS: dict[str, Setting] = {
         # The promotion gate.
         Setting("alias", "str", "champion", "the alias to set when the version passed"),
         Setting("max_asr", "float", GatePolicy.max_asr, "largest ASR a cleaned version may keep", **_FRACTION),
-        Setting("erase", "bool", RegistryScanConfig.erase,
-                "erase a backdoor the scan finds and register the cleaned version (false: verdicts only)"),
+        Setting(
+            "erase",
+            "bool",
+            RegistryScanConfig.erase,
+            "erase a backdoor the scan finds and register the cleaned version (false: verdicts only)",
+        ),
         Setting("fail_on_refusal", "bool", False, "exit 1 when the gate refuses"),
         # Registry scans.
         Setting("filter", "str", None, "registered-model search filter, e.g. \"name LIKE 'clf%'\"; unset: every model"),
-        Setting("executor", "str", RegistryScanConfig.executor, "local (a process pool) or ray (one task per version)",
-                choices=("local", "ray")),
+        Setting(
+            "executor",
+            "str",
+            RegistryScanConfig.executor,
+            "local (a process pool) or ray (one task per version)",
+            choices=("local", "ray"),
+        ),
         Setting("workers", "int", RegistryScanConfig.workers, "scans at once", minimum=1),
-        Setting("ray_address", "str", RegistryScanConfig.ray_address,
-                "Ray cluster to use; unset: RAY_ADDRESS, else a local instance"),
+        Setting(
+            "ray_address",
+            "str",
+            RegistryScanConfig.ray_address,
+            "Ray cluster to use; unset: RAY_ADDRESS, else a local instance",
+        ),
         # The webhook receiver (`baerase serve-webhooks`).
         Setting("host", "str", WebhookConfig.host, "address the receiver listens on"),
         Setting("port", "int", WebhookConfig.port, "port the receiver listens on", minimum=1, maximum=65535),
-        Setting("protect", "str", ",".join(WebhookConfig.protected_aliases),
-                "comma-separated aliases that only versions that passed may hold"),
-        Setting("webhook_workers", "int", WebhookConfig.workers, "concurrent scans; 0 only queues",
-                flag="--workers", minimum=0),
-        Setting("lease_s", "float", WebhookConfig.lease_s, "seconds a claimed job stays claimed without renewal",
-                flag="--lease", minimum=0.0, minimum_open=True),
-        Setting("tolerance_s", "int", WebhookConfig.tolerance_s, "largest age (seconds) of a delivery",
-                flag="--tolerance", minimum=1),
+        Setting(
+            "protect",
+            "str",
+            ",".join(WebhookConfig.protected_aliases),
+            "comma-separated aliases that only versions that passed may hold",
+        ),
+        Setting(
+            "webhook_workers",
+            "int",
+            WebhookConfig.workers,
+            "concurrent scans; 0 only queues",
+            flag="--workers",
+            minimum=0,
+        ),
+        Setting(
+            "lease_s",
+            "float",
+            WebhookConfig.lease_s,
+            "seconds a claimed job stays claimed without renewal",
+            flag="--lease",
+            minimum=0.0,
+            minimum_open=True,
+        ),
+        Setting(
+            "tolerance_s",
+            "int",
+            WebhookConfig.tolerance_s,
+            "largest age (seconds) of a delivery",
+            flag="--tolerance",
+            minimum=1,
+        ),
     )
 }
 
 # The fields of registry.job.JobSettings, in order: what a job, and the webhook job payload, carries.
 JOB_FIELDS = (
-    "model_uri", "data_uri", "threshold", "clean_fraction", "target_asr", "max_accuracy_drop", "method",
-    "recovery_steps", "unlearning", "device", "seed", "register", "force", "trust_pickle", "mean", "std",
-    "registered_model_name", "skip_validation",
-)  # fmt: skip
+    "model_uri",
+    "data_uri",
+    "threshold",
+    "clean_fraction",
+    "target_asr",
+    "max_accuracy_drop",
+    "method",
+    "recovery_steps",
+    "unlearning",
+    "device",
+    "seed",
+    "register",
+    "force",
+    "trust_pickle",
+    "mean",
+    "std",
+    "registered_model_name",
+    "skip_validation",
+)
 # Option groups, as the commands take them.
 SCAN_OPTIONS = (
-    "data_uri", "clean_fraction", "skip_validation", "method", "threshold", "recovery_steps", "seed", "device",
-)  # fmt: skip
+    "data_uri",
+    "clean_fraction",
+    "skip_validation",
+    "method",
+    "threshold",
+    "recovery_steps",
+    "seed",
+    "device",
+)
 ERASE_OPTIONS = ("unlearning", "target_asr", "max_accuracy_drop")
 # The job settings every registry entry point shares (besides the model URI).
 REGISTRY_OPTIONS = SCAN_OPTIONS + ERASE_OPTIONS + ("trust_pickle", "mean", "std")
@@ -471,12 +579,18 @@ REGISTRY_OPTIONS = SCAN_OPTIONS + ERASE_OPTIONS + ("trust_pickle", "mean", "std"
 # the schema's. `main`, `scan` and `erase` default to the registry commands' clean set, so that
 # a verdict the job writes is current for the gate, the registry scan and the audit.
 MLPROJECT = {
-    "main": (("model_uri",) + REGISTRY_OPTIONS + ("register", "force", "fail_on_backdoor", "registered_model_name"),
-             {"data_uri": REGISTRY_DEFAULT_DATA_URI}),
-    "scan": (("model_uri",) + SCAN_OPTIONS + ("trust_pickle", "mean", "std", "force", "fail_on_backdoor"),
-             {"data_uri": REGISTRY_DEFAULT_DATA_URI}),
-    "erase": (("model_uri",) + REGISTRY_OPTIONS + ("register", "force", "registered_model_name"),
-              {"data_uri": REGISTRY_DEFAULT_DATA_URI}),
+    "main": (
+        ("model_uri",) + REGISTRY_OPTIONS + ("register", "force", "fail_on_backdoor", "registered_model_name"),
+        {"data_uri": REGISTRY_DEFAULT_DATA_URI},
+    ),
+    "scan": (
+        ("model_uri",) + SCAN_OPTIONS + ("trust_pickle", "mean", "std", "force", "fail_on_backdoor"),
+        {"data_uri": REGISTRY_DEFAULT_DATA_URI},
+    ),
+    "erase": (
+        ("model_uri",) + REGISTRY_OPTIONS + ("register", "force", "registered_model_name"),
+        {"data_uri": REGISTRY_DEFAULT_DATA_URI},
+    ),
     "gate": (("model_uri", "alias", "max_asr", "erase", "fail_on_refusal") + REGISTRY_OPTIONS, {}),
     "registry_scan": (("filter", "executor", "workers", "erase", "fail_on_backdoor") + REGISTRY_OPTIONS, {}),
 }

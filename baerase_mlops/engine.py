@@ -12,17 +12,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from baerase_mlops.config import DetectionConfig, RecoveryConfig, ScanConfig, UnlearningConfig, ValidationConfig, VerificationConfig
+from baerase_mlops.config import (
+    DetectionConfig,
+    RecoveryConfig,
+    ScanConfig,
+    UnlearningConfig,
+    ValidationConfig,
+    VerificationConfig,
+)
 from baerase_mlops.contract import InputContract
 from baerase_mlops.core.metrics import accuracy
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
 from baerase_mlops.core.scan import Scanner, ScanResult, Verdict, recovered_trigger_asr
-from baerase_mlops.core.verification import ErasureVerifier, VerificationResult
 from baerase_mlops.core.unlearning import UNLEARNING_METHODS, UnlearningResult
+from baerase_mlops.core.verification import ErasureVerifier, VerificationResult
 from baerase_mlops.data import ImageSet, clean_subset
-from baerase_mlops.data.split import stratified_split
 from baerase_mlops.data.imageset import check_values
 from baerase_mlops.data.sources import read_images
+from baerase_mlops.data.split import stratified_split
 from baerase_mlops.data.validate import ValidationResult, validate_clean_set
 from baerase_mlops.errors import UsageError
 from baerase_mlops.lab.models import Normalize
@@ -99,19 +106,30 @@ def apply_user_normalization(mut: ModelUnderTest, mean: list[float] | None, std:
     if mean is None and std is None:
         return mut
     normalization = {"mean": list(mean or []), "std": list(std or []), "applied_by": "baerase"}
-    return replace(mut, model=with_normalization(mut.model, mean, std), contract=replace(mut.contract, normalization=normalization))
+    return replace(
+        mut, model=with_normalization(mut.model, mean, std), contract=replace(mut.contract, normalization=normalization)
+    )
 
 
 def lab_contract(spec: ModelSpec, source: str) -> InputContract:
     """A lab model's contract: its normalisation lives inside the model."""
-    return InputContract(spec.input_shape, spec.classes, {"mean": list(spec.mean), "std": list(spec.std), "applied_by": "model"}, source=source)
+    return InputContract(
+        spec.input_shape,
+        spec.classes,
+        {"mean": list(spec.mean), "std": list(spec.std), "applied_by": "model"},
+        source=source,
+    )
 
 
-def load_local_model(model_path: str | Path, spec_path: str | Path | None = None, mean=None, std=None) -> ModelUnderTest:
+def load_local_model(
+    model_path: str | Path, spec_path: str | Path | None = None, mean=None, std=None
+) -> ModelUnderTest:
     """A lab-format model: a state_dict (``model.pt``) and its JSON spec (``model.json``)."""
     model, spec = load_lab_model(model_path, spec_path)
     contract = lab_contract(spec, f"lab spec {spec_path or spec_path_for(model_path)}")
-    return apply_user_normalization(ModelUnderTest(model, contract, str(model_path), "state_dict+spec", spec), mean, std)
+    return apply_user_normalization(
+        ModelUnderTest(model, contract, str(model_path), "state_dict+spec", spec), mean, std
+    )
 
 
 def prepare_clean_data(
@@ -144,7 +162,9 @@ def prepare_clean_data(
     return CleanData(clean, evaluation, description, result)
 
 
-def select_clean_set(loaded: ImageSet, spec: ModelSpec | None, uri: str, clean_fraction: float | None, seed: int) -> tuple[ImageSet, ImageSet | None, str]:
+def select_clean_set(
+    loaded: ImageSet, spec: ModelSpec | None, uri: str, clean_fraction: float | None, seed: int
+) -> tuple[ImageSet, ImageSet | None, str]:
     """(clean set, evaluation set or None, description) as :func:`prepare_clean_data` says."""
     if spec is not None and spec.dataset == loaded.source and spec.test_fraction is not None:
         train, test = lab_splits(loaded, spec)
@@ -156,7 +176,13 @@ def select_clean_set(loaded: ImageSet, spec: ModelSpec | None, uri: str, clean_f
     return clean, None, f"{len(clean)} images from {uri}" + ("" if fraction >= 1.0 else f" ({fraction:.0%})")
 
 
-def run_scan(mut: ModelUnderTest, data: CleanData, config: ScanConfig = ScanConfig(), device: str = "auto", progress: Progress = no_progress) -> ScanResult:
+def run_scan(
+    mut: ModelUnderTest,
+    data: CleanData,
+    config: ScanConfig = ScanConfig(),
+    device: str = "auto",
+    progress: Progress = no_progress,
+) -> ScanResult:
     result = Scanner(config, device, progress).scan(mut.model, data.clean, mut.contract)
     result.verdict.clean_images["validation"] = data.validation_record()
     return result
@@ -191,23 +217,38 @@ def run_erase(
     if not targets:
         return EraseOutcome(mut.model, False, None, {**_suffixed(before, "before"), **_suffixed(before, "after")})
     stop_set, verify_set = split_holdout(scan, (verification or VerificationConfig()).verify_fraction)
-    result = UNLEARNING_METHODS[method](config, dev, progress).unlearn(mut.model, scan.optimisation, stop_set, scan.recovery, targets)
+    result = UNLEARNING_METHODS[method](config, dev, progress).unlearn(
+        mut.model, scan.optimisation, stop_set, scan.recovery, targets
+    )
     after = measure(mut, data, scan, result.model, dev)
     metrics = {
-        **_suffixed(before, "before"), **_suffixed(after, "after"),
-        "unlearning_steps": result.steps, "unlearning_s": result.seconds, "reached_target": result.reached_target,
-    }  # fmt: skip
+        **_suffixed(before, "before"),
+        **_suffixed(after, "after"),
+        "unlearning_steps": result.steps,
+        "unlearning_s": result.seconds,
+        "reached_target": result.reached_target,
+    }
     checked = None
     if verification is not None:
-        checked = verify_erasure(mut, scan, result.model, verify_set, target_asr=config.target_asr, config=verification, device=dev, progress=progress)
+        checked = verify_erasure(
+            mut,
+            scan,
+            result.model,
+            verify_set,
+            target_asr=config.target_asr,
+            config=verification,
+            device=dev,
+            progress=progress,
+        )
         metrics |= verification_metrics(checked)
         if data.evaluation is None:
             # No lab test split: the accuracy a registry records is the one on images that neither
             # the unlearning nor its stopping rule saw (a small set: its interval is in the metrics).
             metrics |= {
-                "accuracy_before": checked.accuracy_before, "accuracy_after": checked.accuracy_after,
+                "accuracy_before": checked.accuracy_before,
+                "accuracy_after": checked.accuracy_after,
                 "accuracy_on": f"{checked.accuracy_images} verification images",
-            }  # fmt: skip
+            }
     return EraseOutcome(result.model, True, result, metrics, checked)
 
 
@@ -227,9 +268,14 @@ def verify_erasure(
     flagged = {t: scan.verdict.classes[t].norm for t in scan.verdict.flagged_classes}
     verifier = ErasureVerifier(scan_config_of(scan.verdict), config, device, progress)
     return verifier.verify(
-        original=mut.model, candidate=candidate, optimisation=scan.optimisation, verify=verify_set, contract=mut.contract,
-        flagged=flagged, target_asr=target_asr,
-    )  # fmt: skip
+        original=mut.model,
+        candidate=candidate,
+        optimisation=scan.optimisation,
+        verify=verify_set,
+        contract=mut.contract,
+        flagged=flagged,
+        target_asr=target_asr,
+    )
 
 
 def scan_config_of(verdict: Verdict) -> ScanConfig:
@@ -262,13 +308,18 @@ def verification_metrics(v: VerificationResult) -> dict[str, Any]:
     }
 
 
-def measure(mut: ModelUnderTest, data: CleanData, scan: ScanResult, model: nn.Module, device: torch.device) -> dict[str, Any]:
+def measure(
+    mut: ModelUnderTest, data: CleanData, scan: ScanResult, model: nn.Module, device: torch.device
+) -> dict[str, Any]:
     """Accuracy and ASR of ``model``: recovered-trigger ASR on the held-out clean images
     (what a defender sees); with a lab model, real accuracy and ASR on its test split."""
     targets = scan.verdict.flagged_classes
     model = model.to(device)
     generator = torch.Generator().manual_seed(scan.verdict.seed + 1)
-    recovered = max((recovered_trigger_asr(model, scan.recovery, scan.holdout, t, 4, generator, device) for t in targets), default=None)
+    recovered = max(
+        (recovered_trigger_asr(model, scan.recovery, scan.holdout, t, 4, generator, device) for t in targets),
+        default=None,
+    )
     evaluation = data.evaluation if data.evaluation is not None else scan.holdout
     out: dict[str, Any] = {
         "accuracy": accuracy(model, evaluation.x, evaluation.y, device),
@@ -286,7 +337,6 @@ def measure(mut: ModelUnderTest, data: CleanData, scan: ScanResult, model: nn.Mo
 
 def _suffixed(values: dict[str, Any], suffix: str) -> dict[str, Any]:
     return {f"{k}_{suffix}" if k not in ("accuracy_on", "asr_kind") else k: v for k, v in values.items()}
-
 
 
 def scan_from_report(report_dir: str | Path, data: CleanData) -> ScanResult:
@@ -328,12 +378,21 @@ def erase_job(
     from baerase_mlops.report.erase_report import write_erase_report
 
     if mut.lab_spec is None:
-        raise UsageError("erase writes lab-format models (state_dict + spec); registry models go through the MLflow project")
+        raise UsageError(
+            "erase writes lab-format models (state_dict + spec); registry models go through the MLflow project"
+        )
     overrides = {"seed": seed, "target_asr": target_asr, "max_accuracy_drop": max_accuracy_drop}
     config = replace(UnlearningConfig(), **{k: v for k, v in overrides.items() if v is not None})
-    scan = scan_from_report(report_dir, data) if report_dir is not None else run_scan(mut, data, scan_config, device, progress)
+    scan = (
+        scan_from_report(report_dir, data)
+        if report_dir is not None
+        else run_scan(mut, data, scan_config, device, progress)
+    )
     outcome = run_erase(mut, data, scan, config, unlearning, device, progress)
-    spec = replace(mut.lab_spec, metrics={k: v for k, v in outcome.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    spec = replace(
+        mut.lab_spec,
+        metrics={k: v for k, v in outcome.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+    )
     model_file, spec_file = save_lab_model(mut.unwrapped(outcome.model), spec, out_path)
     report = Path(out_path).with_name(Path(out_path).stem + "_report")
     write_erase_report(scan, outcome, report)

@@ -71,9 +71,13 @@ def make_case(name: str, seed: int, input_shape: tuple[int, int, int], num_class
         # A 4x4 (at 28-32 px) checkerboard stamped anywhere, afresh for every image: the
         # trigger the engine once missed on a user's model.
         size = 4 * max(1, round(min(input_shape[1:]) / 28))
-        attack = make_attack("badnets", input_shape, size=size, position="random", pattern="checkerboard", trigger_seed=seed)
+        attack = make_attack(
+            "badnets", input_shape, size=size, position="random", pattern="checkerboard", trigger_seed=seed
+        )
     elif name in ("badnets", "trojan", "sticker"):
-        attack = make_attack(lab_attack, input_shape, position=corner(lab_attack, input_shape, int(rng.integers(4))), trigger_seed=seed)
+        attack = make_attack(
+            lab_attack, input_shape, position=corner(lab_attack, input_shape, int(rng.integers(4))), trigger_seed=seed
+        )
     elif name == "blended":
         attack = make_attack("blended", input_shape, alpha=round(float(rng.uniform(0.1, 0.2)), 2), trigger_seed=seed)
     elif name == "wanet":

@@ -108,7 +108,8 @@ def lab_config(plan: DatasetPlan, arch: str, seed: int) -> LabConfig:
 def obtain_lab_model(
     plan: DatasetPlan, arch: str, case: Case, uri: str, datasets_dir: Path, cache_dir: Path, *, reuse: bool, device: str
 ) -> LabModel:
-    """The lab model of ``case`` on ``uri``: from ``cache_dir`` when there and ``reuse``, else trained and saved there."""
+    """The lab model of ``case`` on ``uri``: from ``cache_dir`` when there and ``reuse``, else trained and saved
+    there."""
     config = lab_config(plan, arch, case.seed)
     identity = model_identity(plan, datasets_dir, config, case)
     key = cache_key(identity)
@@ -117,9 +118,16 @@ def obtain_lab_model(
     if reuse and path.is_file() and sidecar.is_file():
         info = json.loads(sidecar.read_text())
         return LabModel(
-            _as_model_under_test(path, uri), info["accuracy"], info["asr"], info["train_s"], info["train_cpu_s"],
-            info.get("train_rss_peak_mib"), True, path, key,
-        )  # fmt: skip
+            _as_model_under_test(path, uri),
+            info["accuracy"],
+            info["asr"],
+            info["train_s"],
+            info["train_cpu_s"],
+            info.get("train_rss_peak_mib"),
+            True,
+            path,
+            key,
+        )
     data = load_images(uri)
     with PeakMemory(torch.device(device if device != "auto" else "cpu")) as peak, Stopwatch() as watch:
         result = train_lab_model(data, case.attack, case.target, config, device=device)
@@ -127,13 +135,22 @@ def obtain_lab_model(
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.pt")
     save_lab_model(result.model, result.spec, tmp)
     rss = peak.result.rss_peak_mib if peak.result else None
-    info = {"accuracy": result.accuracy, "asr": result.asr, "train_s": watch.wall_s, "train_cpu_s": watch.cpu_s, "train_rss_peak_mib": rss, "identity": identity}
+    info = {
+        "accuracy": result.accuracy,
+        "asr": result.asr,
+        "train_s": watch.wall_s,
+        "train_cpu_s": watch.cpu_s,
+        "train_rss_peak_mib": rss,
+        "identity": identity,
+    }
     tmp_sidecar = tmp.with_suffix(".bench.json")
     tmp_sidecar.write_text(json.dumps(info) + "\n")
     tmp.with_suffix(".json").replace(path.with_suffix(".json"))  # the spec first, then the weights, then the sidecar
     tmp.replace(path)
     tmp_sidecar.replace(sidecar)
-    return LabModel(_as_model_under_test(path, uri), result.accuracy, result.asr, watch.wall_s, watch.cpu_s, rss, False, path, key)
+    return LabModel(
+        _as_model_under_test(path, uri), result.accuracy, result.asr, watch.wall_s, watch.cpu_s, rss, False, path, key
+    )
 
 
 def _as_model_under_test(path: Path, uri: str) -> ModelUnderTest:

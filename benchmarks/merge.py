@@ -23,7 +23,10 @@ def sort_runs(runs: list[dict[str, Any]], dataset_order: list[str], arch_order: 
     def pos(order: list[str], value: str) -> int:
         return order.index(value) if value in order else len(order)
 
-    return sorted(runs, key=lambda r: (pos(dataset_order, r["dataset"]), pos(arch_order, r["arch"]), pos(cases, r["case"]), r["seed"]))
+    return sorted(
+        runs,
+        key=lambda r: (pos(dataset_order, r["dataset"]), pos(arch_order, r["arch"]), pos(cases, r["case"]), r["seed"]),
+    )
 
 
 def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +34,9 @@ def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     if old is None:
         return new
     if old["meta"]["profile"] != new["meta"]["profile"]:
-        raise MergeError(f"cannot merge a {new['meta']['profile']!r} run into a {old['meta']['profile']!r} table; pass another --out")
+        raise MergeError(
+            f"cannot merge a {new['meta']['profile']!r} run into a {old['meta']['profile']!r} table; pass another --out"
+        )
     runs = {run_key(r): r for r in old["runs"]}
     replaced = [run_key(r) for r in new["runs"] if run_key(r) in runs]
     runs.update({run_key(r): r for r in new["runs"]})

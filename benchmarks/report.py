@@ -21,7 +21,7 @@ from benchmarks.aggregate import (
     secs,
     spread,
     values,
-)  # fmt: skip
+)
 from benchmarks.cases import CASES
 
 DEFENCE_NAMES = {
@@ -108,8 +108,8 @@ def header(results: dict[str, Any], json_name: str) -> str:
         "",
         f"Profile `{meta['profile']}`: {meta['summary']}. Defence settings: "
         + (meta["shortened"] or "the product's defaults (`ScanConfig()`, `UnlearningConfig()`), seeded per run")
-        + f". Raw numbers: [{json_name}]({json_name}), {len(results['runs'])} runs ({failed} failed), every one listed; "
-        "the tables below are computed from it and nothing else.",
+        + f". Raw numbers: [{json_name}]({json_name}), {len(results['runs'])} runs ({failed} failed), "
+        "every one listed; the tables below are computed from it and nothing else.",
         "",
         "Built in shards (each row one command; a later shard's re-run of a cell replaced the earlier one):",
         "",
@@ -124,8 +124,8 @@ def header(results: dict[str, Any], json_name: str) -> str:
         wall = f"{s.get('wall_s', 0) / 60:.1f} min"
         done = f"{s.get('runs', 0)} of {s['models']}"
         lines.append(
-            f"| `{s['command']}` | {s['started_at']} – {s.get('finished_at', '?')} | {done} | {wall} | {commit} | {machine} | "
-            f"{s.get('load_average_start')} → {s.get('load_average_end')} |"
+            f"| `{s['command']}` | {s['started_at']} – {s.get('finished_at', '?')} | {done} | {wall} | {commit} | "
+            f"{machine} | {s.get('load_average_start')} → {s.get('load_average_end')} |"
         )
     return "\n".join(lines)
 
@@ -154,26 +154,41 @@ def headline(runs: list[Run], defences: list[str]) -> str:
         f"not counted). Detected: the attacker's target is among the flagged classes. Removed: real ASR after the "
         f"defence ≤ {100 * REMOVED_ASR:.0f}% (the gate's `--max-asr`), misses counted as not removed. "
         "Rates with 95% Wilson intervals. Time: the defence's scan plus its unlearning, median per model.",
-        ["defence", "backdoors detected, right class", "clean models flagged (FPR)", "backdoors removed", "real ASR after, median (worst), %",
-         "accuracy drop, median (worst), points", "time per model, s"],
-    )  # fmt: skip
+        [
+            "defence",
+            "backdoors detected, right class",
+            "clean models flagged (FPR)",
+            "backdoors removed",
+            "real ASR after, median (worst), %",
+            "accuracy drop, median (worst), points",
+            "time per model, s",
+        ],
+    )
     for defence in defences:
         have = [r for r in bad if defence in r["defences"]]
         have_clean = [r for r in clean if defence in r["defences"]]
         if not have and not have_clean:
             continue
-        detected = sum(1 for r in have if _scan_of(r, defence)["right_class"]) if "scan" in (have or have_clean)[0]["defences"][defence] else None
+        detected = (
+            sum(1 for r in have if _scan_of(r, defence)["right_class"])
+            if "scan" in (have or have_clean)[0]["defences"][defence]
+            else None
+        )
         fp = sum(1 for r in have_clean if r["defences"][defence]["changed"])
         removed = sum(1 for r in have if _removed(r, defence))
-        lines.append(md_row([
-            DEFENCE_NAMES.get(defence, defence),
-            rate(detected, len(have)) if detected is not None else "—",
-            rate(fp, len(have_clean)),
-            rate(removed, len(have)),
-            med_worst(dvals(have, defence, "asr_after"), pct2),
-            med_worst(drops(have, defence), pct2),
-            spread(dvals(have + have_clean, defence, "total_s"), secs),
-        ]))  # fmt: skip
+        lines.append(
+            md_row(
+                [
+                    DEFENCE_NAMES.get(defence, defence),
+                    rate(detected, len(have)) if detected is not None else "—",
+                    rate(fp, len(have_clean)),
+                    rate(removed, len(have)),
+                    med_worst(dvals(have, defence, "asr_after"), pct2),
+                    med_worst(drops(have, defence), pct2),
+                    spread(dvals(have + have_clean, defence, "total_s"), secs),
+                ]
+            )
+        )
     return "\n".join(lines)
 
 
@@ -190,7 +205,20 @@ def lab_table(runs: list[Run], order: dict[str, list[str]]) -> str:
         took = f"{sum(1 for r in rs if r.get('took'))}/{len(rs)}" if backdoored else "—"
         cached = sum(1 for r in rs if r["lab"]["cached"])
         train = spread(values(rs, lambda r: r["lab"]["train_s"]), secs) + (f" ({cached} cached)" if cached else "")
-        lines.append(md_row([dataset, arch, CASES.get(case, ("", case))[1], str(len(rs)), spread(values(rs, lambda r: r["lab"]["accuracy"]), pct), asr, took, train]))
+        lines.append(
+            md_row(
+                [
+                    dataset,
+                    arch,
+                    CASES.get(case, ("", case))[1],
+                    str(len(rs)),
+                    spread(values(rs, lambda r: r["lab"]["accuracy"]), pct),
+                    asr,
+                    took,
+                    train,
+                ]
+            )
+        )
     return "\n".join(lines)
 
 
@@ -204,7 +232,10 @@ def detection_table(runs: list[Run], order: dict[str, list[str]]) -> str:
     scans = list(dict.fromkeys(s for r in done for s in r["scans"]))
     columns = ["dataset", "arch", "attack", "models"]
     for s in scans:
-        columns += [f"{SCAN_NAMES.get(s, s)}: detected, right class", f"{SCAN_NAMES.get(s, s)}: target's index, median (min) / largest clean"]
+        columns += [
+            f"{SCAN_NAMES.get(s, s)}: detected, right class",
+            f"{SCAN_NAMES.get(s, s)}: target's index, median (min) / largest clean",
+        ]
     lines = table_head(
         "Detection per dataset × attack × architecture",
         "Models whose attack took. Target's index: the anomaly index of the attacker's class, median (min) over seeds, "
@@ -238,12 +269,17 @@ def false_positive_table(runs: list[Run], order: dict[str, list[str]]) -> str:
         columns,
     )
     for (dataset,), rs in group(done, "dataset", order=order).items():
-        cells = [((dataset, arch), cell) for (arch,), cell in group(rs, "arch", order=order).items()] + [((dataset, "**all**"), rs)]
+        cells = [((dataset, arch), cell) for (arch,), cell in group(rs, "arch", order=order).items()] + [
+            ((dataset, "**all**"), rs)
+        ]
         for (d, arch), cell in cells:
             row = [d, arch, str(len(cell))]
             for s in scans:
                 have = [r for r in cell if s in r["scans"]]
-                row += [rate(sum(1 for r in have if r["scans"][s]["backdoor"]), len(have)), med_worst(svals(have, s, "anomaly_index"), num)]
+                row += [
+                    rate(sum(1 for r in have if r["scans"][s]["backdoor"]), len(have)),
+                    med_worst(svals(have, s, "anomaly_index"), num),
+                ]
             lines.append(md_row(row))
     return "\n".join(lines)
 
@@ -254,7 +290,17 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
         "Real ASR (the attacker's trigger) and clean accuracy on the lab test split after each defence, median (worst) "
         "over seeds; a backdoor the defence's scan missed is left as it was and counts with its ASR. Removed: real ASR "
         f"after ≤ {100 * REMOVED_ASR:.0f}%.",
-        ["dataset", "arch", "attack", "defence", "ASR before, %", "ASR after, %", "removed", "accuracy after, %", "drop, points"],
+        [
+            "dataset",
+            "arch",
+            "attack",
+            "defence",
+            "ASR before, %",
+            "ASR after, %",
+            "removed",
+            "accuracy after, %",
+            "drop, points",
+        ],
     )
     done = [r for r in counted(runs) if r["backdoored"]]
     for (dataset, arch, case), cell in group(done, "dataset", "arch", "case", order=order).items():
@@ -262,14 +308,21 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
             have = [r for r in cell if defence in r["defences"]]
             if not have:
                 continue
-            lines.append(md_row([
-                dataset, arch, CASES.get(case, ("", case))[1], DEFENCE_NAMES.get(defence, defence),
-                spread(dvals(have, defence, "asr_before"), pct),
-                med_worst(dvals(have, defence, "asr_after"), pct2),
-                f"{sum(1 for r in have if _removed(r, defence))}/{len(have)}",
-                med_worst(dvals(have, defence, "accuracy_after"), pct, worst=min),
-                med_worst(drops(have, defence), pct2),
-            ]))  # fmt: skip
+            lines.append(
+                md_row(
+                    [
+                        dataset,
+                        arch,
+                        CASES.get(case, ("", case))[1],
+                        DEFENCE_NAMES.get(defence, defence),
+                        spread(dvals(have, defence, "asr_before"), pct),
+                        med_worst(dvals(have, defence, "asr_after"), pct2),
+                        f"{sum(1 for r in have if _removed(r, defence))}/{len(have)}",
+                        med_worst(dvals(have, defence, "accuracy_after"), pct, worst=min),
+                        med_worst(drops(have, defence), pct2),
+                    ]
+                )
+            )
     return "\n".join(lines)
 
 
@@ -281,17 +334,35 @@ def timing_table(runs: list[Run], defences: list[str], order: dict[str, list[str
         "and peak resident memory of the phase (high-water mark reset at its start; it includes the loaded data and "
         "model). Unlearning: `run_erase`, with the accuracy and ASR measured before and after on the lab test split; "
         "it is 0 where nothing was flagged. Whole model: training (when not cached) plus every defence.",
-        ["dataset", "arch", "models", "training", "BAERASE scan", "NC scan", *[f"unlearning: {DEFENCE_NAMES.get(d, d)}" for d in defences],
-         "whole model", "peak RSS, MiB (train / scan / unlearn)"],
-    )  # fmt: skip
+        [
+            "dataset",
+            "arch",
+            "models",
+            "training",
+            "BAERASE scan",
+            "NC scan",
+            *[f"unlearning: {DEFENCE_NAMES.get(d, d)}" for d in defences],
+            "whole model",
+            "peak RSS, MiB (train / scan / unlearn)",
+        ],
+    )
     for (dataset, arch), rs in group(done, "dataset", "arch", order=order).items():
         train = med_worst(values(rs, lambda r: r["lab"]["train_s"]), secs)
-        scan = [med_worst(values(rs, lambda r, s=s: (r["scans"].get(s) or {}).get("wall_s")), secs) for s in ("baerase", "neural_cleanse")]
-        unlearn = [med_worst(values(rs, lambda r, d=d: (r["defences"].get(d) or {}).get("wall_s")), secs) for d in defences]
+        scan = [
+            med_worst(values(rs, lambda r, s=s: (r["scans"].get(s) or {}).get("wall_s")), secs)
+            for s in ("baerase", "neural_cleanse")
+        ]
+        unlearn = [
+            med_worst(values(rs, lambda r, d=d: (r["defences"].get(d) or {}).get("wall_s")), secs) for d in defences
+        ]
         whole = med_worst(values(rs, lambda r: r.get("wall_s")), secs)
         rss_train = values(rs, lambda r: r["lab"].get("train_rss_peak_mib"))
-        rss_scan = values(rs, lambda r: max(((s.get("memory") or {}).get("rss_peak_mib") or 0) for s in r["scans"].values()))
-        rss_unlearn = values(rs, lambda r: max(((d.get("memory") or {}).get("rss_peak_mib") or 0) for d in r["defences"].values()))
+        rss_scan = values(
+            rs, lambda r: max(((s.get("memory") or {}).get("rss_peak_mib") or 0) for s in r["scans"].values())
+        )
+        rss_unlearn = values(
+            rs, lambda r: max(((d.get("memory") or {}).get("rss_peak_mib") or 0) for d in r["defences"].values())
+        )
         rss = " / ".join(mib(max(v)) if v else "—" for v in (rss_train, rss_scan, rss_unlearn))
         lines.append(md_row([dataset, arch, str(len(rs)), train, *scan, *unlearn, whole, rss]))
     return "\n".join(lines)
@@ -307,7 +378,11 @@ def not_taken(runs: list[Run]) -> str:
         "| dataset | arch | attack | seed | clean accuracy, % | ASR, % |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {r['dataset']} | {r['arch']} | {r['label']} | {r['seed']} | {pct(r['lab']['accuracy'])} | {pct(r['lab']['asr'])} |" for r in missed]
+    lines += [
+        f"| {r['dataset']} | {r['arch']} | {r['label']} | {r['seed']} | {pct(r['lab']['accuracy'])} | "
+        f"{pct(r['lab']['asr'])} |"
+        for r in missed
+    ]
     return "\n".join(lines)
 
 
@@ -318,27 +393,41 @@ def plot_section(plot_name: str | None) -> str:
         "## Anomaly indices and erasure, pictured\n\n"
         "Left: per scan method, the anomaly index of the attacker's class on each backdoored model (by attack) next to "
         "the largest index of each clean model, with the threshold (2.0). Right: real ASR left against accuracy lost, "
-        f"one point per backdoored model and defence; the box marks DESIGN.md's target.\n\n![anomaly indices and erasure]({plot_name})"
+        "one point per backdoored model and defence; the box marks DESIGN.md's target.\n\n"
+        f"![anomaly indices and erasure]({plot_name})"
     )
 
 
 def reading_notes(results: dict[str, Any]) -> str:
     meta = results["meta"]
-    return "\n".join([
-        "## How these numbers were made",
-        "",
-        ("- Each lab model is trained by `baerase_mlops.lab` on the dataset's training file; 20% of it (stratified, "
-         "seeded) is held out as the lab test split, on which every accuracy and real ASR here is measured."),
-        ("- The defender's clean set is 5% of the lab model's training split (`jobs.prepare_clean_data`); each scan keeps "
-         "20% of it out of trigger recovery, for recovered-trigger ASR and the unlearning's stopping rule."),
-        ("- Per model: a BAERASE scan (`jobs.run_scan`, product defaults) from which BAERASE unlearning and fine-tuning run, "
-         "and a Neural-Cleanse scan (`method=neural_cleanse`) from which NC unlearning runs; nothing a defence decides uses "
-         "the attacker's trigger. All phases of a model run in the same process, one after another, so their times compare."),
-        ("- Seeds: the seed sets the target class, the trigger's position, pixels and (WaNet) field, the blend ratio, the "
-         "lab's split, initialisation and data order, the clean subset, the scans and the unlearning."),
-        f"- BAERASE scan: `{meta['scan_config']}`.",
-        f"- Unlearning: `{meta['unlearning_config']}`.",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "## How these numbers were made",
+            "",
+            (
+                "- Each lab model is trained by `baerase_mlops.lab` on the dataset's training file; 20% of it "
+                "(stratified, seeded) is held out as the lab test split, "
+                "on which every accuracy and real ASR here is measured."
+            ),
+            (
+                "- The defender's clean set is 5% of the lab model's training split (`jobs.prepare_clean_data`); "
+                "each scan keeps 20% of it out of trigger recovery, "
+                "for recovered-trigger ASR and the unlearning's stopping rule."
+            ),
+            (
+                "- Per model: a BAERASE scan (`jobs.run_scan`, product defaults) from which BAERASE unlearning and "
+                "fine-tuning run, and a Neural-Cleanse scan (`method=neural_cleanse`) from which NC unlearning runs; "
+                "nothing a defence decides uses the attacker's trigger. All phases of a model run in the same "
+                "process, one after another, so their times compare."
+            ),
+            (
+                "- Seeds: the seed sets the target class, the trigger's position, pixels and (WaNet) field, the blend "
+                "ratio, the lab's split, initialisation and data order, the clean subset, the scans and the unlearning."
+            ),
+            f"- BAERASE scan: `{meta['scan_config']}`.",
+            f"- Unlearning: `{meta['unlearning_config']}`.",
+        ]
+    )
 
 
 def failures(runs: list[Run]) -> str:

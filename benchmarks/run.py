@@ -59,8 +59,14 @@ def _seeds(value: str | None) -> list[int] | None:
 
 
 def choose_profile(
-    name: str, *, is_tiny: bool = False, datasets: str | None = None, archs: str | None = None,
-    seeds: str | None = None, attacks: str | None = None, limit: int | None = None,
+    name: str,
+    *,
+    is_tiny: bool = False,
+    datasets: str | None = None,
+    archs: str | None = None,
+    seeds: str | None = None,
+    attacks: str | None = None,
+    limit: int | None = None,
 ) -> Profile:
     profile = tiny(PROFILES[name]) if is_tiny else PROFILES[name]
     unknown = [c for c in _csv(attacks) or [] if c not in CASES]
@@ -68,10 +74,17 @@ def choose_profile(
         raise click.BadParameter(f"unknown attack(s) {unknown}; choose from {list(CASES)}", param_hint="--attacks")
     if datasets or archs or seeds or attacks or limit is not None:
         try:
-            profile = restrict(profile, datasets=_csv(datasets), archs=_csv(archs), seeds=_seeds(seeds), cases=_csv(attacks), limit=limit)
+            profile = restrict(
+                profile,
+                datasets=_csv(datasets),
+                archs=_csv(archs),
+                seeds=_seeds(seeds),
+                cases=_csv(attacks),
+                limit=limit,
+            )
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--datasets/--archs") from None
-    return profile  # fmt: skip
+    return profile
 
 
 def output_path(out: Path | None, profile_name: str, is_tiny: bool) -> Path:
@@ -83,37 +96,104 @@ def output_path(out: Path | None, profile_name: str, is_tiny: bool) -> Path:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--profile", "profile_name", type=click.Choice(list(PROFILES)), default="smoke", show_default=True, help="smoke: CI-sized; zoo: the benchmark matrix (run it in shards).")
-@click.option("--datasets-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("../shared/datasets"), show_default=True, help="Folder of mnist.npz, cifar10.npz, gtsrb.npz.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Markdown table to write; its .json (merged into when it exists) and .png go beside it [default: BENCHMARKS.md for zoo, else benchmarks/out/PROFILE/].")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Trained lab models, reused across runs [default: $BAERASE_ZOO_CACHE, else ~/.cache/baerase-mlops/zoo].")
+@click.option(
+    "--profile",
+    "profile_name",
+    type=click.Choice(list(PROFILES)),
+    default="smoke",
+    show_default=True,
+    help="smoke: CI-sized; zoo: the benchmark matrix (run it in shards).",
+)
+@click.option(
+    "--datasets-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("../shared/datasets"),
+    show_default=True,
+    help="Folder of mnist.npz, cifar10.npz, gtsrb.npz.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=(
+        "Markdown table to write; its .json (merged into when it exists) and .png go beside it "
+        "[default: BENCHMARKS.md for zoo, else benchmarks/out/PROFILE/]."
+    ),
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Trained lab models, reused across runs [default: $BAERASE_ZOO_CACHE, else ~/.cache/baerase-mlops/zoo].",
+)
 @click.option("--no-cache", is_flag=True, help="Train every lab model afresh (in a temporary folder).")
 @click.option("--no-merge", is_flag=True, help="Replace the JSON at --out instead of merging into it.")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: the profile's].")
 @click.option("--datasets", default=None, help="Shard: only these datasets (comma-separated).")
 @click.option("--archs", default=None, help="Shard: only these architectures (comma-separated).")
-@click.option("--attacks", "--cases", "attacks", default=None, help=f"Shard: only these cases (comma-separated: {', '.join(CASES)}).")
+@click.option(
+    "--attacks",
+    "--cases",
+    "attacks",
+    default=None,
+    help=f"Shard: only these cases (comma-separated: {', '.join(CASES)}).",
+)
 @click.option("--seeds", default=None, help="Shard: only these seeds (comma-separated).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many models per dataset (dry runs).")
-@click.option("--tiny", "is_tiny", is_flag=True, help="Dry run: 1 epoch on a small subset and a few steps everywhere; numbers meaningless.")
-@click.option("--render", "render_json", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None, help="Run nothing: rewrite the table and plot from this JSON (beside it, or --out).")
-def main(profile_name, datasets_dir, out, cache_dir, no_cache, no_merge, device, datasets, archs, attacks, seeds, limit, is_tiny, render_json) -> int:
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="At most this many models per dataset (dry runs)."
+)
+@click.option(
+    "--tiny",
+    "is_tiny",
+    is_flag=True,
+    help="Dry run: 1 epoch on a small subset and a few steps everywhere; numbers meaningless.",
+)
+@click.option(
+    "--render",
+    "render_json",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Run nothing: rewrite the table and plot from this JSON (beside it, or --out).",
+)
+def main(
+    profile_name,
+    datasets_dir,
+    out,
+    cache_dir,
+    no_cache,
+    no_merge,
+    device,
+    datasets,
+    archs,
+    attacks,
+    seeds,
+    limit,
+    is_tiny,
+    render_json,
+) -> int:
     """Benchmark BAERASE against the product's Neural-Cleanse mode and fine-tuning on a zoo of real lab backdoors."""
     if render_json is not None:
         results = json.loads(render_json.read_text())
         files = write_outputs(results, out or render_json.with_suffix(".md"))
         log("rewrote " + ", ".join(str(f) for f in files) + f" from {render_json}")
         return ExitCode.PASSED
-    profile = choose_profile(profile_name, is_tiny=is_tiny, datasets=datasets, archs=archs, seeds=seeds, attacks=attacks, limit=limit)
+    profile = choose_profile(
+        profile_name, is_tiny=is_tiny, datasets=datasets, archs=archs, seeds=seeds, attacks=attacks, limit=limit
+    )
     check_datasets(profile, datasets_dir)
     out_path = output_path(out, profile_name, is_tiny)
     previous = None if no_merge else load_results(out_path.with_suffix(".json"))
     if previous is not None and previous["meta"]["profile"] != profile.name:
-        raise UsageError(f"{out_path.with_suffix('.json')} holds a {previous['meta']['profile']!r} run; pass another --out or --no-merge")
+        raise UsageError(
+            f"{out_path.with_suffix('.json')} holds a {previous['meta']['profile']!r} run; "
+            "pass another --out or --no-merge"
+        )
     command = click.get_current_context().obj or "python -m benchmarks.run"
     dev = resolve_device(device or profile.device)
     with tempfile.TemporaryDirectory(prefix="baerase-bench-") as scratch:
-        settings = Settings(profile, datasets_dir, Path(scratch) if no_cache else (cache_dir or default_cache_dir()), not no_cache, dev)
+        settings = Settings(
+            profile, datasets_dir, Path(scratch) if no_cache else (cache_dir or default_cache_dir()), not no_cache, dev
+        )
         shard = run_profile(settings, command, previous, out_path)
     failed = sum(1 for r in shard["runs"] if r.get("error"))
     return ExitCode.ERROR if failed else ExitCode.PASSED
@@ -160,11 +240,19 @@ def run_profile(settings: Settings, command: str, previous: dict[str, Any] | Non
         },
         "runs": [],
     }
-    log(f"profile {p.name}: {p.total_models()} models on {settings.device}; cache {settings.cache_dir}; load average {load_average()}")
+    log(
+        f"profile {p.name}: {p.total_models()} models on {settings.device}; cache {settings.cache_dir}; load average "
+        f"{load_average()}"
+    )
 
     def record(run: dict[str, Any]) -> None:
         shard["runs"].append(run)
-        meta.update(finished_at=utc_now(), wall_s=time.perf_counter() - started, load_average_end=load_average(), runs=len(shard["runs"]))
+        meta.update(
+            finished_at=utc_now(),
+            wall_s=time.perf_counter() - started,
+            load_average_end=load_average(),
+            runs=len(shard["runs"]),
+        )
         files = write_outputs(merge(previous, json_safe(shard)), out_path, write_json=True)
         log(f"  wrote {', '.join(str(f) for f in files)}")
 
@@ -199,9 +287,15 @@ def write_outputs(results: dict[str, Any], out_path: Path, write_json: bool = Fa
 
 def check_datasets(profile: Profile, datasets_dir: Path) -> None:
     """Fail before an hour of work, not in the middle of it, when a dataset file is missing."""
-    missing = [d.source for d in profile.datasets if not d.source.startswith("builtin:") and not (datasets_dir / d.source).is_file()]
+    missing = [
+        d.source
+        for d in profile.datasets
+        if not d.source.startswith("builtin:") and not (datasets_dir / d.source).is_file()
+    ]
     if missing:
-        raise DataError(f"{', '.join(missing)} not found in {datasets_dir}; pass --datasets-dir (see ../shared/datasets/README.md)")
+        raise DataError(
+            f"{', '.join(missing)} not found in {datasets_dir}; pass --datasets-dir (see ../shared/datasets/README.md)"
+        )
 
 
 def entry(args: list[str] | None = None, prog_name: str | None = None) -> int:

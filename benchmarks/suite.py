@@ -78,7 +78,11 @@ def run_dataset(settings: Settings, plan: DatasetPlan, log: Log, record: Callabl
             result = run_case(settings, plan, arch, uri, case, log)
         except Exception as exc:  # noqa: BLE001  one broken run must not lose the others; it is reported, not hidden
             log(f"{plan.name} {arch} {name} seed {seed}: FAILED {type(exc).__name__}: {exc}")
-            result = {**case_identity(plan, arch, case), "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            result = {
+                **case_identity(plan, arch, case),
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
         result["wall_s"] = time.perf_counter() - started
         result["finished_at"] = utc_now()
         result["load_average"] = load_average()
@@ -101,7 +105,16 @@ def case_identity(plan: DatasetPlan, arch: str, case: Case) -> dict[str, Any]:
 
 
 def run_case(settings: Settings, plan: DatasetPlan, arch: str, uri: str, case: Case, log: Log) -> dict[str, Any]:
-    lab = obtain_lab_model(plan, arch, case, uri, settings.datasets_dir, settings.cache_dir, reuse=settings.reuse, device=str(settings.device))
+    lab = obtain_lab_model(
+        plan,
+        arch,
+        case,
+        uri,
+        settings.datasets_dir,
+        settings.cache_dir,
+        reuse=settings.reuse,
+        device=str(settings.device),
+    )
     took = (lab.asr >= ASR_TOOK) if case.backdoored else None
     log(
         f"  lab model: accuracy {lab.accuracy:.4f}, ASR {lab.asr:.4f}"
@@ -118,20 +131,31 @@ def run_case(settings: Settings, plan: DatasetPlan, arch: str, uri: str, case: C
         if scan_method not in scans:
             scans[scan_method], scan_records[scan_method] = timed_scan(settings, lab, data, case, scan_method)
             s = scan_records[scan_method]
-            log(f"  {scan_method} scan: flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's {_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s")
+            log(
+                f"  {scan_method} scan: flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's "
+                f"{_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s"
+            )
         record = timed_erase(settings, lab, data, scans[scan_method], config, unlearning)
         record.update(defence=defence, scan=scan_method, total_s=scan_records[scan_method]["wall_s"] + record["wall_s"])
         defences[defence] = record
         log(
             f"  {defence}: accuracy {record['accuracy_before']:.4f} -> {record['accuracy_after']:.4f}, "
             f"ASR {_fmt(record['asr_before'], 4)} -> {_fmt(record['asr_after'], 4)}"
-            + (f", {record['unlearning_steps']} steps, {record['wall_s']:.1f} s" if record["changed"] else " (nothing flagged: unchanged)")
+            + (
+                f", {record['unlearning_steps']} steps, {record['wall_s']:.1f} s"
+                if record["changed"]
+                else " (nothing flagged: unchanged)"
+            )
         )
     return {
         **case_identity(plan, arch, case),
         "took": took,
         "lab": lab_record(lab),
-        "clean_set": {"images": len(data.clean), "evaluation_images": len(data.evaluation) if data.evaluation else None, "description": data.description},
+        "clean_set": {
+            "images": len(data.clean),
+            "evaluation_images": len(data.evaluation) if data.evaluation else None,
+            "description": data.description,
+        },
         "scans": scan_records,
         "defences": defences,
         "error": None,
@@ -159,7 +183,9 @@ def lab_record(lab: LabModel) -> dict[str, Any]:
     }
 
 
-def timed_scan(settings: Settings, lab: LabModel, data: CleanData, case: Case, method: str) -> tuple[ScanResult, dict[str, Any]]:
+def timed_scan(
+    settings: Settings, lab: LabModel, data: CleanData, case: Case, method: str
+) -> tuple[ScanResult, dict[str, Any]]:
     with PeakMemory(settings.device) as peak, Stopwatch() as watch:
         scan = run_scan(lab.mut, data, scan_config(settings.profile, case.seed, method), str(settings.device))
     return scan, detection_record(scan, case, watch, peak)
@@ -197,7 +223,9 @@ def detection_record(scan: ScanResult, case: Case, watch: Stopwatch, peak: PeakM
     }
 
 
-def timed_erase(settings: Settings, lab: LabModel, data: CleanData, scan: ScanResult, config: UnlearningConfig, method: str) -> dict[str, Any]:
+def timed_erase(
+    settings: Settings, lab: LabModel, data: CleanData, scan: ScanResult, config: UnlearningConfig, method: str
+) -> dict[str, Any]:
     with PeakMemory(settings.device) as peak, Stopwatch() as watch:
         outcome = run_erase(lab.mut, data, scan, config, method, str(settings.device))
     return erase_record(outcome, method, watch, peak)

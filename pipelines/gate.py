@@ -36,11 +36,14 @@ def main(model_uri, alias, max_asr, erase, fail_on_refusal, data_uri, **options)
         result = run_gate(connect_registry(), model_uri, alias, settings, policy, data_uri, erase, progress)
     print_gate(result)
     with mlflow.start_run(run_id=run_id, run_name=f"baerase gate {result.model} -> {alias}"):
-        mlflow.set_tags({
-            "gate.model": result.model, "gate.alias": alias,
-            "gate.decision": "promoted" if result.promoted else "refused",
-            "gate.reason": result.decision.reason[:5000],
-        })  # fmt: skip
+        mlflow.set_tags(
+            {
+                "gate.model": result.model,
+                "gate.alias": alias,
+                "gate.decision": "promoted" if result.promoted else "refused",
+                "gate.reason": result.decision.reason[:5000],
+            }
+        )
     return ExitCode.BACKDOOR if fail_on_refusal and not result.promoted else ExitCode.PASSED
 
 

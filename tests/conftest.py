@@ -9,9 +9,9 @@ import pytest
 
 from baerase_mlops.data import ImageSet, load_images
 from baerase_mlops.lab.attacks import make_attack
+from baerase_mlops.lab.models import ImageClassifier
 from baerase_mlops.lab.spec import ModelSpec, save_lab_model
 from baerase_mlops.lab.train import LabResult, train_lab_model
-from baerase_mlops.lab.models import ImageClassifier
 
 # One model per attack, each with its own target so that no test can pass by favouring a class.
 LAB_MODELS = {
@@ -51,7 +51,9 @@ def lab_model_factory(mnist, tmp_path_factory):
             attack = make_attack(entry["attack"], mnist.input_shape, **entry["kwargs"])
             result: LabResult = train_lab_model(mnist, attack, entry["target"])
             model_path, spec_path = save_lab_model(result.model, result.spec, root / name / "model.pt")
-            cache[name] = SavedLabModel(name, result.model, result.spec, result.accuracy, result.asr, entry["target"], model_path, spec_path)
+            cache[name] = SavedLabModel(
+                name, result.model, result.spec, result.accuracy, result.asr, entry["target"], model_path, spec_path
+            )
         return cache[name]
 
     return get
@@ -86,7 +88,11 @@ def mlflow_server(tmp_path_factory):
 
     server = start_mlflow_server(
         tmp_path_factory.mktemp("mlflow_server"),
-        extra_env={"MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https", "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true", "MLFLOW_WEBHOOK_CACHE_TTL": "1"},
+        extra_env={
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+        },
     )
     yield server
     stop_mlflow_server(server)
@@ -107,8 +113,14 @@ def untrained_mnist_spec() -> ModelSpec:
     """The spec of an MNIST-shaped small_cnn that records builtin:mnist and the lab's split:
     for tests that need a real model file but no trained weights."""
     return ModelSpec(
-        "small_cnn", (1, 28, 28), tuple(str(i) for i in range(10)), (0.1307,), (0.3081,),
-        dataset="builtin:mnist", test_fraction=0.2, seed=0,
+        "small_cnn",
+        (1, 28, 28),
+        tuple(str(i) for i in range(10)),
+        (0.1307,),
+        (0.3081,),
+        dataset="builtin:mnist",
+        test_fraction=0.2,
+        seed=0,
     )
 
 

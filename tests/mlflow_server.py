@@ -30,22 +30,40 @@ class MlflowServer:
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a client process of this server (the venv's tools on PATH)."""
-        return {**os.environ, "MLFLOW_TRACKING_URI": self.uri, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **extra}
+        return {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": self.uri,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            **extra,
+        }
 
 
 def start_mlflow_server(
-    root: Path, extra_env: dict[str, str] | None = None, artifacts: str | None = None, timeout: float = 90, port: int | None = None
+    root: Path,
+    extra_env: dict[str, str] | None = None,
+    artifacts: str | None = None,
+    timeout: float = 90,
+    port: int | None = None,
 ) -> MlflowServer:
     """Start a server with a SQLite backend and proxied artifacts (local folder unless ``artifacts``);
     ``port``: a given one (to restart a stopped server where its clients look for it)."""
     root.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     cmd = [
-        str(BIN / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--serve-artifacts", "--artifacts-destination", artifacts or str(root / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
+        str(BIN / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        artifacts or str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     log = open(root / "server.log", "a")
     # No server-side job runner: MLflow 3 otherwise starts seven huey consumer processes per
     # server (a few CPU-seconds of imports each, 1.7 GB together) for features no test uses;
@@ -56,7 +74,9 @@ def start_mlflow_server(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {process.returncode}: {(root / 'server.log').read_text()[-2000:]}")
+            raise RuntimeError(
+                f"mlflow server exited with {process.returncode}: {(root / 'server.log').read_text()[-2000:]}"
+            )
         try:
             if requests.get(f"{uri}/health", timeout=1).ok:
                 return MlflowServer(uri, root, process)
@@ -78,7 +98,9 @@ def stop_mlflow_server(server: MlflowServer) -> None:
         os.killpg(server.process.pid, signal.SIGKILL)
 
 
-def mlflow_run(server: MlflowServer, params: dict[str, str], entry: str = "main", timeout: float = 900, **env: str) -> subprocess.CompletedProcess:
+def mlflow_run(
+    server: MlflowServer, params: dict[str, str], entry: str = "main", timeout: float = 900, **env: str
+) -> subprocess.CompletedProcess:
     """`mlflow run <repo> -e ENTRY -P k=v ... --env-manager local`, as a user runs it."""
     cmd = [str(BIN / "mlflow"), "run", str(REPO), "-e", entry, "--env-manager", "local"]
     for key, value in params.items():

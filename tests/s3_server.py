@@ -41,9 +41,12 @@ class S3Server:
         import boto3
 
         return boto3.client(
-            service, endpoint_url=self.endpoint_url, region_name=REGION,
-            aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-        )  # fmt: skip
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+        )
 
     def reset(self) -> None:
         """Forget every bucket, user and policy (moto's own reset endpoint)."""
@@ -61,7 +64,9 @@ class S3Server:
         finally:
             self._post("/moto-api/reset-auth", previous.encode())
 
-    def create_user(self, name: str, policy: dict[str, Any] | None = None, access: tuple[str, str] | None = None) -> tuple[str, str]:
+    def create_user(
+        self, name: str, policy: dict[str, Any] | None = None, access: tuple[str, str] | None = None
+    ) -> tuple[str, str]:
         """An IAM user with ``policy`` inline (none: allowed nothing); returns its keys."""
         iam = self.client("iam", *(access or (ACCESS_KEY, SECRET_KEY)))
         iam.create_user(UserName=name)
@@ -72,7 +77,9 @@ class S3Server:
 
     def _post(self, path: str, body: bytes) -> str:
         # a form content type (urllib's default) would hide the body from moto
-        request = urllib.request.Request(self.endpoint_url + path, data=body, method="POST", headers={"Content-Type": "text/plain"})
+        request = urllib.request.Request(
+            self.endpoint_url + path, data=body, method="POST", headers={"Content-Type": "text/plain"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.read().decode()
 

@@ -22,14 +22,21 @@ RGB = (3, 32, 32)
 
 @pytest.mark.parametrize(
     ("name", "kwargs"),
-    [("sticker", {}), ("sticker", {"position": "random"}), ("wanet", {"strength": 0.5, "grid": 3, "trigger_seed": 4}), ("sig", {"delta": 0.1, "frequency": 4})],
+    [
+        ("sticker", {}),
+        ("sticker", {"position": "random"}),
+        ("wanet", {"strength": 0.5, "grid": 3, "trigger_seed": 4}),
+        ("sig", {"delta": 0.1, "frequency": 4}),
+    ],
 )
 def test_new_attack_parameters_round_trip_through_json(name, kwargs):
     attack = make_attack(name, RGB, **kwargs)
     rebuilt = attack_from_params(json.loads(json.dumps(attack.params())))
     assert rebuilt == attack
     x = torch.rand(4, *RGB)
-    assert torch.equal(attack.apply(x, torch.Generator().manual_seed(1)), rebuilt.apply(x, torch.Generator().manual_seed(1)))
+    assert torch.equal(
+        attack.apply(x, torch.Generator().manual_seed(1)), rebuilt.apply(x, torch.Generator().manual_seed(1))
+    )
 
 
 def test_every_named_attack_can_be_made():
@@ -48,7 +55,9 @@ def test_sticker_is_a_coloured_disc_in_its_place_and_nothing_else():
     assert rows.min() >= 20 and rows.max() < 20 + s and cols.min() >= 3 and cols.max() < 3 + s
     assert 0 < changed[0].sum() < s * s  # a disc, not the whole square
     inside = out[0][:, changed[0]]  # 3 x pixels
-    assert (inside.max(dim=0).values - inside.min(dim=0).values > 0.5).all()  # every sticker pixel is a colour, none grey
+    assert (
+        inside.max(dim=0).values - inside.min(dim=0).values > 0.5
+    ).all()  # every sticker pixel is a colour, none grey
     assert len({tuple(p) for p in inside.T.tolist()}) >= 2  # more than one colour
     assert torch.equal(out[0], out[1])  # a fixed sticker
 
@@ -62,7 +71,9 @@ def test_wanet_field_is_fixed_across_calls_and_smooth():
     attack = make_attack("wanet", RGB, trigger_seed=3)
     assert isinstance(attack, WaNet)
     field = attack.field(32, 32)
-    assert torch.equal(field, attack.field(32, 32)) and torch.equal(field, make_attack("wanet", RGB, trigger_seed=3).field(32, 32))
+    assert torch.equal(field, attack.field(32, 32)) and torch.equal(
+        field, make_attack("wanet", RGB, trigger_seed=3).field(32, 32)
+    )
     assert not torch.equal(field, make_attack("wanet", RGB, trigger_seed=4).field(32, 32))  # the seed draws the field
     ys, xs = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
     assert torch.equal(field, (torch.stack((xs, ys), dim=-1)[None] + attack.flow(32, 32)).clamp(-1, 1))
@@ -73,7 +84,9 @@ def test_wanet_field_is_fixed_across_calls_and_smooth():
     jagged = torch.rand(32, 32, 2)  # what a non-smooth field of the same size looks like, for contrast
     assert (jagged[1:] - jagged[:-1]).abs().max() > 0.25 * jagged.abs().max()
     x = torch.rand(3, *RGB)
-    assert torch.equal(attack.apply(x, torch.Generator().manual_seed(0)), attack.apply(x, torch.Generator().manual_seed(9)))
+    assert torch.equal(
+        attack.apply(x, torch.Generator().manual_seed(0)), attack.apply(x, torch.Generator().manual_seed(9))
+    )
     assert (attack.apply(x) - x).abs().mean() > 0.01
 
 

@@ -41,12 +41,38 @@ def audited_model(mlflow_server, lab_model_factory):
     for _ in range(6):
         client.create_model_version(name, first.source, run_id=first.run_id)
     current = T.config_hash(settings_for(JobSettings(model_uri=""), version_info(client, name, "1")).verdict_settings())
-    common = {T.TOOL_VERSION: __version__, T.CONFIG_HASH: current, T.DATA_URI: "builtin:mnist", T.SCANNED_AT: T.now(), T.ANOMALY_INDEX: "0.5", T.FLAGGED_CLASSES: "[]"}
-    backdoor = {**common, T.ANOMALY_INDEX: "6.1", T.FLAGGED_CLASSES: "[0]", T.ASR_BEFORE: "0.99", T.ACCURACY_BEFORE: "0.97"}
+    common = {
+        T.TOOL_VERSION: __version__,
+        T.CONFIG_HASH: current,
+        T.DATA_URI: "builtin:mnist",
+        T.SCANNED_AT: T.now(),
+        T.ANOMALY_INDEX: "0.5",
+        T.FLAGGED_CLASSES: "[]",
+    }
+    backdoor = {
+        **common,
+        T.ANOMALY_INDEX: "6.1",
+        T.FLAGGED_CLASSES: "[0]",
+        T.ASR_BEFORE: "0.99",
+        T.ACCURACY_BEFORE: "0.97",
+    }
     tags = {
         "1": {**common, T.VERDICT: "clean"},
-        "2": {**backdoor, T.ASR_AFTER: "0.004", T.ACCURACY_AFTER: "0.965", T.CLEANED_VERSION: "3", T.VERDICT: "backdoor"},
-        "3": {**backdoor, T.ASR_AFTER: "0.004", T.ACCURACY_AFTER: "0.965", T.SOURCE_VERSION: "2", T.ASR_KIND: "verified", T.VERDICT: "cleaned"},
+        "2": {
+            **backdoor,
+            T.ASR_AFTER: "0.004",
+            T.ACCURACY_AFTER: "0.965",
+            T.CLEANED_VERSION: "3",
+            T.VERDICT: "backdoor",
+        },
+        "3": {
+            **backdoor,
+            T.ASR_AFTER: "0.004",
+            T.ACCURACY_AFTER: "0.965",
+            T.SOURCE_VERSION: "2",
+            T.ASR_KIND: "verified",
+            T.VERDICT: "cleaned",
+        },
         "4": {**backdoor, T.VERDICT: "backdoor"},
         "5": {**common, T.ERROR: "the model takes 1x8x8 images", T.VERDICT: "error"},
         "7": {**common, T.CONFIG_HASH: "0000000000000000", T.VERDICT: "clean"},
@@ -61,7 +87,9 @@ def test_table_shows_every_version_and_never_scanned_as_such(registry, audited_m
     result = audit(f"models:/{audited_model}")
     assert result.exit_code == 1, result.output  # version 4 carries a backdoor with no cleaned version
     cells = [line.split("│") for line in result.output.splitlines() if line.startswith("│")]
-    lines = {c[1].strip(): "│".join(c) for c in cells if c[1].strip()}  # (a wrapped row continues with an empty first cell)
+    lines = {
+        c[1].strip(): "│".join(c) for c in cells if c[1].strip()
+    }  # (a wrapped row continues with an empty first cell)
     assert set(lines) == {f"{audited_model}/{v}" for v in range(1, 8)}
     assert "not scanned" in lines[f"{audited_model}/6"] and "clean" not in lines[f"{audited_model}/6"]
     assert "clean (stale)" in lines[f"{audited_model}/7"]
@@ -72,8 +100,24 @@ def test_table_shows_every_version_and_never_scanned_as_such(registry, audited_m
 def test_json_holds_verdicts_findings_and_lineage(registry, audited_model):
     result = audit(f"models:/{audited_model}", "--format", "json")
     versions = {v["version"]: v for v in json.loads(result.output)["versions"]}
-    assert {v: versions[v]["verdict"] for v in versions} == {"1": "clean", "2": "backdoor", "3": "cleaned", "4": "backdoor", "5": "error", "6": "not scanned", "7": "clean"}
-    assert {v: versions[v]["finding"] for v in versions} == {"1": None, "2": "backdoor-cleaned", "3": None, "4": "backdoor", "5": "scan-error", "6": "not-scanned", "7": "stale"}
+    assert {v: versions[v]["verdict"] for v in versions} == {
+        "1": "clean",
+        "2": "backdoor",
+        "3": "cleaned",
+        "4": "backdoor",
+        "5": "error",
+        "6": "not scanned",
+        "7": "clean",
+    }
+    assert {v: versions[v]["finding"] for v in versions} == {
+        "1": None,
+        "2": "backdoor-cleaned",
+        "3": None,
+        "4": "backdoor",
+        "5": "scan-error",
+        "6": "not-scanned",
+        "7": "stale",
+    }
     assert versions["2"]["successor"] == "3" and versions["3"]["aliases"] == ["champion"]
     assert versions["4"]["flagged_classes"] == [0] and versions["4"]["anomaly_index"] == 6.1
 
@@ -92,7 +136,15 @@ def _check_sarif(log: dict) -> None:
     for rule in rules:
         assert rule["shortDescription"]["text"] and rule["defaultConfiguration"]["level"] in SARIF_LEVELS
     for result in run["results"]:
-        assert set(result) <= {"ruleId", "ruleIndex", "level", "message", "locations", "partialFingerprints", "properties"}
+        assert set(result) <= {
+            "ruleId",
+            "ruleIndex",
+            "level",
+            "message",
+            "locations",
+            "partialFingerprints",
+            "properties",
+        }
         assert result["ruleId"] == ids[result["ruleIndex"]]
         assert result["level"] in SARIF_LEVELS
         assert isinstance(result["message"]["text"], str) and result["message"]["text"]
@@ -108,7 +160,10 @@ def test_sarif_has_one_result_per_finding_with_its_level(registry, audited_model
     assert result.exit_code == 1 and result.output == ""
     log = json.loads(out.read_text())
     _check_sarif(log)
-    found = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].rsplit("/", 1)[1]: r["level"] for r in log["runs"][0]["results"]}
+    found = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].rsplit("/", 1)[1]: r["level"]
+        for r in log["runs"][0]["results"]
+    }
     assert found == {"2": "warning", "4": "error", "5": "warning", "6": "warning", "7": "note"}
 
 
@@ -155,10 +210,17 @@ def tidy_model(mlflow_server, lab_model_factory):
         client.create_model_version(name, first.source, run_id=first.run_id)
     current = T.config_hash(settings_for(JobSettings(model_uri=""), version_info(client, name, "1")).verdict_settings())
     backdoor = {
-        T.TOOL_VERSION: __version__, T.CONFIG_HASH: current, T.DATA_URI: "builtin:mnist", T.SCANNED_AT: T.now(),
-        T.ANOMALY_INDEX: "6.1", T.FLAGGED_CLASSES: "[0]", T.ASR_BEFORE: "0.99", T.ACCURACY_BEFORE: "0.97",
-        T.ASR_AFTER: "0.004", T.ACCURACY_AFTER: "0.965",
-    }  # fmt: skip
+        T.TOOL_VERSION: __version__,
+        T.CONFIG_HASH: current,
+        T.DATA_URI: "builtin:mnist",
+        T.SCANNED_AT: T.now(),
+        T.ANOMALY_INDEX: "6.1",
+        T.FLAGGED_CLASSES: "[0]",
+        T.ASR_BEFORE: "0.99",
+        T.ACCURACY_BEFORE: "0.97",
+        T.ASR_AFTER: "0.004",
+        T.ACCURACY_AFTER: "0.965",
+    }
     write_tags(client, name, "1", {**backdoor, T.CLEANED_VERSION: "2", T.VERDICT: "backdoor"})
     write_tags(client, name, "2", {**backdoor, T.SOURCE_VERSION: "1", T.ASR_KIND: "verified", T.VERDICT: "cleaned"})
     client.set_registered_model_alias(name, "champion", "2")

@@ -27,16 +27,29 @@ def test_smoke_profile_completes_and_writes_the_table_json_and_plot(tmp_path):
     assert code == 0
     results = json.loads(out.with_suffix(".json").read_text())
     runs = results["runs"]
-    assert [(r["case"], r["arch"], r["error"]) for r in runs] == [("badnets", "small_cnn", None), ("clean", "small_cnn", None)]
+    assert [(r["case"], r["arch"], r["error"]) for r in runs] == [
+        ("badnets", "small_cnn", None),
+        ("clean", "small_cnn", None),
+    ]
     badnets = runs[0]
     assert badnets["lab"]["asr"] >= 0.9 and badnets["took"]  # the attack took
     assert set(badnets["defences"]) == {"baerase", "neural_cleanse", "fine_tuning"}
     assert set(badnets["scans"]) == {"baerase", "neural_cleanse"}  # NC mode runs its own scan
-    assert badnets["defences"]["neural_cleanse"]["scan"] == "neural_cleanse" and badnets["defences"]["fine_tuning"]["scan"] == "baerase"
+    assert (
+        badnets["defences"]["neural_cleanse"]["scan"] == "neural_cleanse"
+        and badnets["defences"]["fine_tuning"]["scan"] == "baerase"
+    )
     assert all(d["total_s"] > 0 for d in badnets["defences"].values())  # each defence timed in the same run
     assert badnets["scans"]["baerase"]["memory"]["rss_peak_mib"] > 0
     table = out.read_text()
-    for heading in ("## Headline", "## Detection per dataset", "## False positives", "## Erasure per dataset", "## Time and memory", "## Claims"):
+    for heading in (
+        "## Headline",
+        "## Detection per dataset",
+        "## False positives",
+        "## Erasure per dataset",
+        "## Time and memory",
+        "## Claims",
+    ):
         assert heading in table
     assert "--profile smoke" in table  # the exact command
     assert "scan 200 recovery steps" in table  # the shortened settings are stated
@@ -51,7 +64,9 @@ def test_the_zoo_covers_what_issue_12_asks():
         clean = [m for m in plan.models() if m[2] == "clean"]
         assert len(clean) >= 6  # the false-positive rate needs a denominator
     cifar = next(d for d in ZOO.datasets if d.name == "cifar10")
-    assert {"vgg_bn", "resnet_narrow"} <= set(cifar.archs) and all(o["augment"] == "crop_flip" for o in cifar.archs.values())
+    assert {"vgg_bn", "resnet_narrow"} <= set(cifar.archs) and all(
+        o["augment"] == "crop_flip" for o in cifar.archs.values()
+    )
     gtsrb = next(d for d in ZOO.datasets if d.name == "gtsrb")
     assert all(o.get("augment") == "crop" for o in gtsrb.archs.values())  # a mirrored sign is another sign
     assert not ZOO.recovery_overrides and not ZOO.unlearning_overrides  # the product's defaults
@@ -114,8 +129,12 @@ def test_cache_key_changes_with_everything_that_defines_a_model(tmp_path):
 def test_a_second_run_trains_nothing(tmp_path):
     case = make_case("badnets", 0, (1, 8, 8), 10)
     plan = DatasetPlan("digits", "builtin:digits", {"small_cnn": {"epochs": 1}}, seeds=(0,))
-    first = obtain_lab_model(plan, "small_cnn", case, "builtin:digits", tmp_path, tmp_path / "cache", reuse=True, device="cpu")
-    second = obtain_lab_model(plan, "small_cnn", case, "builtin:digits", tmp_path, tmp_path / "cache", reuse=True, device="cpu")
+    first = obtain_lab_model(
+        plan, "small_cnn", case, "builtin:digits", tmp_path, tmp_path / "cache", reuse=True, device="cpu"
+    )
+    second = obtain_lab_model(
+        plan, "small_cnn", case, "builtin:digits", tmp_path, tmp_path / "cache", reuse=True, device="cpu"
+    )
     assert not first.cached and second.cached and first.path == second.path
     assert (second.accuracy, second.asr, second.train_s) == (first.accuracy, first.asr, first.train_s)
     a, b = first.mut.model.state_dict(), second.mut.model.state_dict()
@@ -125,7 +144,16 @@ def test_a_second_run_trains_nothing(tmp_path):
 
 def _shard(runs: list[dict], command: str, profile: str = "zoo") -> dict:
     meta = {"command": command, "started_at": "t", "models": len(runs), "machine": {}, "git": {}}
-    return {"meta": {"profile": profile, "defences": ["baerase"], "dataset_order": ["mnist"], "arch_order": ["small_cnn", "lenet5"], "shards": [meta]}, "runs": runs}
+    return {
+        "meta": {
+            "profile": profile,
+            "defences": ["baerase"],
+            "dataset_order": ["mnist"],
+            "arch_order": ["small_cnn", "lenet5"],
+            "shards": [meta],
+        },
+        "runs": runs,
+    }
 
 
 def _cell(arch: str, case: str, seed: int, marker: str) -> dict:
@@ -139,10 +167,18 @@ def test_merging_shards_replaces_a_rerun_cell_and_loses_nothing():
     keys = [run_key(r) for r in merged["runs"]]
     assert len(keys) == len(set(keys)) == 3  # the re-run replaced its cell, nothing duplicated
     by_key = {run_key(r): r["marker"] for r in merged["runs"]}
-    assert by_key == {"mnist/small_cnn/badnets/seed0": "rerun", "mnist/small_cnn/clean/seed0": "old", "mnist/lenet5/badnets/seed0": "new"}
+    assert by_key == {
+        "mnist/small_cnn/badnets/seed0": "rerun",
+        "mnist/small_cnn/clean/seed0": "old",
+        "mnist/lenet5/badnets/seed0": "new",
+    }
     assert [s["command"] for s in merged["meta"]["shards"]] == ["shard 1", "shard 2"]  # every shard's provenance kept
     assert merged["meta"]["shards"][1]["replaced"] == ["mnist/small_cnn/badnets/seed0"]
-    assert keys == ["mnist/small_cnn/badnets/seed0", "mnist/small_cnn/clean/seed0", "mnist/lenet5/badnets/seed0"]  # table order
+    assert keys == [
+        "mnist/small_cnn/badnets/seed0",
+        "mnist/small_cnn/clean/seed0",
+        "mnist/lenet5/badnets/seed0",
+    ]  # table order
     with pytest.raises(MergeError):
         merge(merged, _shard([], "smoke", profile="smoke"))
 
@@ -167,25 +203,56 @@ def test_cli_bench_usage_error_exits_4():
     assert result.exit_code == 4
 
 
-def _defence(method: str, scan: str, changed: bool, acc: tuple[float, float], asr: tuple[float | None, float | None]) -> dict:
+def _defence(
+    method: str, scan: str, changed: bool, acc: tuple[float, float], asr: tuple[float | None, float | None]
+) -> dict:
     return {
-        "method": method, "scan": scan, "changed": changed, "accuracy_before": acc[0], "accuracy_after": acc[1], "accuracy_on": "lab test split",
-        "asr_before": asr[0], "asr_after": asr[1], "asr_kind": "real", "reached_target": changed, "unlearning_steps": 50 if changed else 0,
-        "unlearning_s": 1.0 if changed else 0.0, "wall_s": 2.0, "total_s": 12.0, "cpu_s": 2.0, "memory": {"rss_peak_mib": 900.0},
-    }  # fmt: skip
+        "method": method,
+        "scan": scan,
+        "changed": changed,
+        "accuracy_before": acc[0],
+        "accuracy_after": acc[1],
+        "accuracy_on": "lab test split",
+        "asr_before": asr[0],
+        "asr_after": asr[1],
+        "asr_kind": "real",
+        "reached_target": changed,
+        "unlearning_steps": 50 if changed else 0,
+        "unlearning_s": 1.0 if changed else 0.0,
+        "wall_s": 2.0,
+        "total_s": 12.0,
+        "cpu_s": 2.0,
+        "memory": {"rss_peak_mib": 900.0},
+    }
 
 
 def _scan(flagged: list[int], target: int | None, index: float) -> dict:
-    return {"backdoor": bool(flagged), "flagged": flagged, "right_class": (target in flagged) if target is not None else None,
-            "anomaly_index": index, "target_anomaly_index": index if target is not None else None, "wall_s": 10.0,
-            "memory": {"rss_peak_mib": 800.0}}  # fmt: skip
+    return {
+        "backdoor": bool(flagged),
+        "flagged": flagged,
+        "right_class": (target in flagged) if target is not None else None,
+        "anomaly_index": index,
+        "target_anomaly_index": index if target is not None else None,
+        "wall_s": 10.0,
+        "memory": {"rss_peak_mib": 800.0},
+    }
 
 
-def _run(case: str, seed: int, flagged: list[int], *, asr: float = 1.0, after: float = 0.001, error: str | None = None) -> dict:
+def _run(
+    case: str, seed: int, flagged: list[int], *, asr: float = 1.0, after: float = 0.001, error: str | None = None
+) -> dict:
     """A hand-made run record in the shape suite.run_case writes (the report must not need a real run)."""
     backdoored = case != "clean"
-    base = {"key": f"mnist/small_cnn/{case}/seed{seed}", "dataset": "mnist", "arch": "small_cnn", "case": case, "label": CASES[case][1],
-            "seed": seed, "backdoored": backdoored, "error": error}  # fmt: skip
+    base = {
+        "key": f"mnist/small_cnn/{case}/seed{seed}",
+        "dataset": "mnist",
+        "arch": "small_cnn",
+        "case": case,
+        "label": CASES[case][1],
+        "seed": seed,
+        "backdoored": backdoored,
+        "error": error,
+    }
     if error:
         return base
     target = 3 if backdoored else None
@@ -193,35 +260,75 @@ def _run(case: str, seed: int, flagged: list[int], *, asr: float = 1.0, after: f
     before_asr = asr if backdoored else None
     after_asr = (after if changed else asr) if backdoored else None
     return {
-        **base, "target": target, "took": (asr >= 0.9) if backdoored else None, "wall_s": 60.0,
-        "lab": {"accuracy": 0.98, "asr": asr if backdoored else 0.01, "train_s": 10.0, "cached": False, "train_rss_peak_mib": 700.0},
+        **base,
+        "target": target,
+        "took": (asr >= 0.9) if backdoored else None,
+        "wall_s": 60.0,
+        "lab": {
+            "accuracy": 0.98,
+            "asr": asr if backdoored else 0.01,
+            "train_s": 10.0,
+            "cached": False,
+            "train_rss_peak_mib": 700.0,
+        },
         "scans": {"baerase": _scan(flagged, target, 2.5 if changed else 1.2), "neural_cleanse": _scan([], target, 1.0)},
         "defences": {
-            "baerase": _defence("baerase", "baerase", changed, (0.98, 0.975 if changed else 0.98), (before_asr, after_asr)),
-            "neural_cleanse": _defence("nc_unlearning", "neural_cleanse", False, (0.98, 0.98), (before_asr, before_asr)),
+            "baerase": _defence(
+                "baerase", "baerase", changed, (0.98, 0.975 if changed else 0.98), (before_asr, after_asr)
+            ),
+            "neural_cleanse": _defence(
+                "nc_unlearning", "neural_cleanse", False, (0.98, 0.98), (before_asr, before_asr)
+            ),
         },
-    }  # fmt: skip
+    }
 
 
 def test_render_writes_every_section_from_a_json_of_runs(tmp_path):
     from benchmarks.run import write_outputs
 
-    shard = {"command": "python -m benchmarks.run --profile zoo --datasets mnist", "started_at": "t0", "finished_at": "t1", "wall_s": 600.0,
-             "models": 6, "runs": 6, "load_average_start": [1, 1, 1], "load_average_end": [2, 2, 2],
-             "machine": {"cpu": "x", "cores": 2, "device": "cpu"}, "git": {"commit": "abcdef123456", "dirty": False}}  # fmt: skip
+    shard = {
+        "command": "python -m benchmarks.run --profile zoo --datasets mnist",
+        "started_at": "t0",
+        "finished_at": "t1",
+        "wall_s": 600.0,
+        "models": 6,
+        "runs": 6,
+        "load_average_start": [1, 1, 1],
+        "load_average_end": [2, 2, 2],
+        "machine": {"cpu": "x", "cores": 2, "device": "cpu"},
+        "git": {"commit": "abcdef123456", "dirty": False},
+    }
     results = {
-        "meta": {"profile": "zoo", "summary": "s", "shortened": "", "defences": ["baerase", "neural_cleanse"], "scan_config": {},
-                 "unlearning_config": {}, "dataset_order": ["mnist"], "arch_order": ["small_cnn"], "shards": [shard]},
-        "runs": [_run("badnets", 0, [3]), _run("badnets", 1, []), _run("sig", 0, [3], asr=0.5), _run("clean", 0, [1]),
-                 _run("clean", 1, []), _run("blended", 0, [], error="RuntimeError: boom")],
-    }  # fmt: skip
+        "meta": {
+            "profile": "zoo",
+            "summary": "s",
+            "shortened": "",
+            "defences": ["baerase", "neural_cleanse"],
+            "scan_config": {},
+            "unlearning_config": {},
+            "dataset_order": ["mnist"],
+            "arch_order": ["small_cnn"],
+            "shards": [shard],
+        },
+        "runs": [
+            _run("badnets", 0, [3]),
+            _run("badnets", 1, []),
+            _run("sig", 0, [3], asr=0.5),
+            _run("clean", 0, [1]),
+            _run("clean", 1, []),
+            _run("blended", 0, [], error="RuntimeError: boom"),
+        ],
+    }
     files = write_outputs(results, tmp_path / "B.md", write_json=True)
     table = (tmp_path / "B.md").read_text()
     assert [f.name for f in files] == ["B.md", "B.json", "B.png"]
-    # Headline: one of two backdoors that took found (the SIG model did not take and is not counted), one of two clean flagged.
+    # Headline: one of two backdoors that took found (the SIG model did not take and is not counted),
+    # one of two clean flagged.
     assert "| BAERASE (defaults) | 1/2 (50%; 9–91) | 1/2 (50%; 9–91) | 1/2 (50%; 9–91) |" in table
     assert "| Neural Cleanse mode | 0/2 (0%; 0–66) | 0/2 (0%; 0–66) | 0/2 (0%; 0–66) |" in table
-    assert "| mnist | small_cnn | SIG (clean-label) | 0 | 98.0 | 50.0 |" in table  # listed among those that did not take
+    assert (
+        "| mnist | small_cnn | SIG (clean-label) | 0 | 98.0 | 50.0 |" in table
+    )  # listed among those that did not take
     assert "mnist/small_cnn/blended/seed0: RuntimeError: boom" in table
     assert "1.85 (1.20) / 2.50" in table  # the target's index, median (min), next to the largest clean index
     assert "--datasets mnist" in table  # the shard's command
@@ -230,5 +337,8 @@ def test_render_writes_every_section_from_a_json_of_runs(tmp_path):
 def test_the_table_records_the_command_as_it_was_given_not_the_callers_argv():
     from benchmarks.run import command_line
 
-    assert command_line(["--profile", "smoke", "--out", "my dir/B.md"], "baerase bench") == "baerase bench --profile smoke --out 'my dir/B.md'"
+    assert (
+        command_line(["--profile", "smoke", "--out", "my dir/B.md"], "baerase bench")
+        == "baerase bench --profile smoke --out 'my dir/B.md'"
+    )
     assert command_line([], "python -m benchmarks.run") == "python -m benchmarks.run"

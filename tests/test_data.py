@@ -104,7 +104,9 @@ def test_nan_pixels_are_refused_with_the_first_index(tmp_path):
 
 
 def test_labels_beyond_the_named_classes_are_refused(tmp_path):
-    np.savez(tmp_path / "set.npz", x=np.zeros((3, 1, 8, 8), np.float32), y=np.array([0, 1, 2]), classes=np.array(["a", "b"]))
+    np.savez(
+        tmp_path / "set.npz", x=np.zeros((3, 1, 8, 8), np.float32), y=np.array([0, 1, 2]), classes=np.array(["a", "b"])
+    )
     with pytest.raises(DataError, match=r"out of range \[0, 2\): \[2\]"):
         load_images(str(tmp_path / "set.npz"))
 

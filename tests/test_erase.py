@@ -70,7 +70,9 @@ def test_unlearning_is_reproducible_with_a_seed(scan_factory):
 def test_every_method_shares_the_interface_and_the_stopping_rule(scan_factory, method):
     mut, _, scan = scan_factory("badnets")
     config = UnlearningConfig(max_steps=30, eval_every=10)
-    result = UNLEARNING_METHODS[method](config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
+    result = UNLEARNING_METHODS[method](config, "cpu").unlearn(
+        mut.model, scan.optimisation, scan.holdout, scan.recovery, [0]
+    )
     assert result.method == method and result.history[0].step == 0
     assert result.after in result.history
     assert result.after.clean_accuracy >= result.before.clean_accuracy - config.max_accuracy_drop
@@ -78,7 +80,9 @@ def test_every_method_shares_the_interface_and_the_stopping_rule(scan_factory, m
 
 def test_checkpoint_losing_too_much_accuracy_is_never_kept(scan_factory):
     mut, _, scan = scan_factory("badnets")
-    reckless = UnlearningConfig(lr=0.5, alpha=0.0, distill=0.0, l1_pull=0.0, flood=50.0, grad_clip=1e9, max_steps=30, max_accuracy_drop=0.0)
+    reckless = UnlearningConfig(
+        lr=0.5, alpha=0.0, distill=0.0, l1_pull=0.0, flood=50.0, grad_clip=1e9, max_steps=30, max_accuracy_drop=0.0
+    )
     result = BaeraseUnlearning(reckless, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
     assert result.after.clean_accuracy >= result.before.clean_accuracy
 
@@ -90,7 +94,19 @@ def test_cli_erase_reuses_the_scan_report_and_writes_a_working_model(lab_model_f
     _, _, scan = scan_factory("trojan")  # the session's scan, as `baerase scan` writes it
     write_scan_report(scan, tmp_path / "scan")
     runner = CliRunner()
-    result = runner.invoke(main, ["erase", "--model", str(lab.model_path), "--report", str(tmp_path / "scan"), "--out", str(tmp_path / "cleaned.pt"), "--quiet"])
+    result = runner.invoke(
+        main,
+        [
+            "erase",
+            "--model",
+            str(lab.model_path),
+            "--report",
+            str(tmp_path / "scan"),
+            "--out",
+            str(tmp_path / "cleaned.pt"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "recovered-trigger ASR" in result.output and "real ASR" in result.output
     model, spec = load_lab_model(tmp_path / "cleaned.pt")
@@ -102,7 +118,22 @@ def test_cli_erase_reuses_the_scan_report_and_writes_a_working_model(lab_model_f
 def test_cli_erase_refuses_a_report_made_with_other_data(lab_model_factory, tmp_path):
     lab = lab_model_factory("trojan")
     runner = CliRunner()
-    runner.invoke(main, ["scan", "--model", str(lab.model_path), "--out", str(tmp_path / "scan"), "--quiet", "--steps", "10"])
-    result = runner.invoke(main, ["erase", "--model", str(lab.model_path), "--report", str(tmp_path / "scan"), "--clean-fraction", "0.1", "--out", str(tmp_path / "c.pt")])
+    runner.invoke(
+        main, ["scan", "--model", str(lab.model_path), "--out", str(tmp_path / "scan"), "--quiet", "--steps", "10"]
+    )
+    result = runner.invoke(
+        main,
+        [
+            "erase",
+            "--model",
+            str(lab.model_path),
+            "--report",
+            str(tmp_path / "scan"),
+            "--clean-fraction",
+            "0.1",
+            "--out",
+            str(tmp_path / "c.pt"),
+        ],
+    )
     assert result.exit_code == 4 and "scan again" in result.output
     assert not (tmp_path / "c.pt").exists()

@@ -49,17 +49,23 @@ def test_bad_scan_input_is_a_usage_error_in_one_line(args, message):
     assert message in one_line_error(result)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["erase", "--model", "m.pt", "--out", "c.pt", "--target-asr", "2"], "--target-asr: must be at most 1"),
-    (["erase", "--model", "m.pt", "--out", "c.pt", "--max-accuracy-drop", "-0.1"], "--max-accuracy-drop: must be at least"),
-    (["scan-registry", "--workers", "0"], "--workers: must be at least 1"),
-    (["serve-webhooks", "--workers", "-1"], "--workers: must be at least 0"),
-    (["gate", "models:/m/1", "--alias", "champion", "--max-asr", "1.5"], "--max-asr: must be at most 1"),
-    (["gate", "models:/m/1", "--alias", "champion", "--steps", "0"], "--steps: must be at least 10"),
-    (["audit", "--registry", "--threshold", "-1"], "--threshold: must be greater than 0"),
-    (["lab", "train", "--out", "m.pt", "--device", "cuda:3"], "device 'cuda:3' was asked for"),
-    (["scan", "--no-such-flag"], "No such option '--no-such-flag'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["erase", "--model", "m.pt", "--out", "c.pt", "--target-asr", "2"], "--target-asr: must be at most 1"),
+        (
+            ["erase", "--model", "m.pt", "--out", "c.pt", "--max-accuracy-drop", "-0.1"],
+            "--max-accuracy-drop: must be at least",
+        ),
+        (["scan-registry", "--workers", "0"], "--workers: must be at least 1"),
+        (["serve-webhooks", "--workers", "-1"], "--workers: must be at least 0"),
+        (["gate", "models:/m/1", "--alias", "champion", "--max-asr", "1.5"], "--max-asr: must be at most 1"),
+        (["gate", "models:/m/1", "--alias", "champion", "--steps", "0"], "--steps: must be at least 10"),
+        (["audit", "--registry", "--threshold", "-1"], "--threshold: must be greater than 0"),
+        (["lab", "train", "--out", "m.pt", "--device", "cuda:3"], "device 'cuda:3' was asked for"),
+        (["scan", "--no-such-flag"], "No such option '--no-such-flag'"),
+    ],
+)
 def test_bad_options_of_other_commands_are_usage_errors_in_one_line(args, message):
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 4
@@ -93,10 +99,13 @@ def test_core_value_error_is_a_usage_error_not_a_crash():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("params", "message"), [
-    ({"recovery_steps": "5"}, "--recovery-steps: must be at least 10 (one round of the cost schedule)"),
-    ({"device": "cuda"}, "CUDA is not available here"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"recovery_steps": "5"}, "--recovery-steps: must be at least 10 (one round of the cost schedule)"),
+        ({"device": "cuda"}, "CUDA is not available here"),
+    ],
+)
 def test_mlflow_run_refuses_bad_parameters_with_the_same_message(mlflow_server, params, message):
     result = mlflow_run(mlflow_server, {"model_uri": "models:/never-looked-up/1", **params}, entry="scan")
     assert result.returncode != 0

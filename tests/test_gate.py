@@ -114,6 +114,8 @@ def test_gate_as_an_mlflow_job_records_its_decision(registry, mlflow_server, bac
     name, _ = backdoored
     result = mlflow_run(mlflow_server, {"model_uri": f"models:/{name}/1", "alias": "production"}, entry="gate")
     assert result.returncode == 0, result.stderr[-3000:]  # a refusal is a completed job
-    run = registry.search_runs(["0"], filter_string="tags.`gate.alias` = 'production'", order_by=["start_time DESC"], max_results=1)[0]
+    run = registry.search_runs(
+        ["0"], filter_string="tags.`gate.alias` = 'production'", order_by=["start_time DESC"], max_results=1
+    )[0]
     assert run.data.tags["gate.decision"] == "refused" and run.data.tags["gate.model"] == f"models:/{name}/1"
     assert _alias(registry, name, "production") is None

@@ -15,11 +15,11 @@ from baerase_mlops.config import GatePolicy, WebhookConfig
 from baerase_mlops.errors import ExitCode
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.audit import AuditRow, audit_exit_code
+from baerase_mlops.registry.gate import evaluate
 from baerase_mlops.registry.job import JobSettings
 from baerase_mlops.registry.versions import VersionInfo, settings_for
 from baerase_mlops.report.audit_report import audit_sarif
 from baerase_mlops.webhooks.events import jobs_for
-from baerase_mlops.registry.gate import evaluate
 from baerase_mlops.webhooks.queue import JobQueue, JobSpec
 from baerase_mlops.webhooks.receiver import Receiver
 from baerase_mlops.webhooks.signature import DeliveryRejected, sign, verify
@@ -28,16 +28,24 @@ SECRET = "a-test-secret-of-some-length"
 BASE = JobSettings(model_uri="", recovery_steps=30)
 
 
-def _headers(body: bytes, delivery_id: str = "d-1", timestamp: int | None = None, secret: str = SECRET) -> dict[str, str]:
+def _headers(
+    body: bytes, delivery_id: str = "d-1", timestamp: int | None = None, secret: str = SECRET
+) -> dict[str, str]:
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    return {"X-MLflow-Delivery-Id": delivery_id, "X-MLflow-Timestamp": ts, "X-MLflow-Signature": sign(secret, delivery_id, ts, body)}
+    return {
+        "X-MLflow-Delivery-Id": delivery_id,
+        "X-MLflow-Timestamp": ts,
+        "X-MLflow-Signature": sign(secret, delivery_id, ts, body),
+    }
 
 
 def test_signature_matches_mlflows_own_signing():
     from mlflow.webhooks.delivery import _generate_hmac_signature
 
     body = json.dumps({"entity": "model_version", "action": "created", "data": {"name": "m", "version": "1"}})
-    assert sign(SECRET, "id-1", "1700000000", body.encode()) == _generate_hmac_signature(SECRET, "id-1", "1700000000", body)
+    assert sign(SECRET, "id-1", "1700000000", body.encode()) == _generate_hmac_signature(
+        SECRET, "id-1", "1700000000", body
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,10 +78,18 @@ def test_events_route_to_scans_and_alias_checks_and_ignore_our_own_tags():
     protected = ("champion",)
     created = {"entity": "model_version", "action": "created", "data": {"name": "m", "version": "3"}}
     assert jobs_for(created, protected) == [JobSpec("scan", "m", "3")]
-    alias = {"entity": "model_version_alias", "action": "created", "data": {"name": "m", "alias": "champion", "version": "3"}}
+    alias = {
+        "entity": "model_version_alias",
+        "action": "created",
+        "data": {"name": "m", "alias": "champion", "version": "3"},
+    }
     assert jobs_for(alias, protected) == [JobSpec("aliases", "m", "3", "champion")]
     assert jobs_for({**alias, "data": {**alias["data"], "alias": "staging"}}, protected) == []
-    verdict = {"entity": "model_version_tag", "action": "set", "data": {"name": "m", "version": "3", "key": T.VERDICT, "value": "backdoor"}}
+    verdict = {
+        "entity": "model_version_tag",
+        "action": "set",
+        "data": {"name": "m", "version": "3", "key": T.VERDICT, "value": "backdoor"},
+    }
     assert jobs_for(verdict, protected) == [JobSpec("aliases", "m", "3")]
     for key in (T.ASR_AFTER, "baerase.alias_refused.champion", "team"):
         assert jobs_for({**verdict, "data": {**verdict["data"], "key": key}}, protected) == []
@@ -144,12 +160,50 @@ def _current(info: VersionInfo, base: JobSettings = BASE) -> VersionInfo:
     [
         ({}, False, "never scanned"),
         ({T.VERDICT: "clean", T.ANOMALY_INDEX: "0.4"}, True, "no backdoor found"),
-        ({T.VERDICT: "backdoor", T.FLAGGED_CLASSES: "[0]", T.CLEANED_VERSION: "2"}, False, "models:/m/2: gate that one"),
+        (
+            {T.VERDICT: "backdoor", T.FLAGGED_CLASSES: "[0]", T.CLEANED_VERSION: "2"},
+            False,
+            "models:/m/2: gate that one",
+        ),
         ({T.VERDICT: "error", T.ERROR: "pickled model"}, False, "pickled model"),
-        ({T.VERDICT: "cleaned", T.ASR_KIND: "verified", T.ASR_AFTER: "0.004", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.975"}, True, "cleaned from version"),
-        ({T.VERDICT: "cleaned", T.ASR_KIND: "verified", T.ASR_AFTER: "0.05", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.975"}, False, "exceeds"),
-        ({T.VERDICT: "cleaned", T.ASR_KIND: "verified", T.ASR_AFTER: "0.004", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.94"}, False, "lost"),
-        ({T.VERDICT: "cleaned", T.ASR_AFTER: "0.004", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.975"}, False, "not verified"),
+        (
+            {
+                T.VERDICT: "cleaned",
+                T.ASR_KIND: "verified",
+                T.ASR_AFTER: "0.004",
+                T.ACCURACY_BEFORE: "0.98",
+                T.ACCURACY_AFTER: "0.975",
+            },
+            True,
+            "cleaned from version",
+        ),
+        (
+            {
+                T.VERDICT: "cleaned",
+                T.ASR_KIND: "verified",
+                T.ASR_AFTER: "0.05",
+                T.ACCURACY_BEFORE: "0.98",
+                T.ACCURACY_AFTER: "0.975",
+            },
+            False,
+            "exceeds",
+        ),
+        (
+            {
+                T.VERDICT: "cleaned",
+                T.ASR_KIND: "verified",
+                T.ASR_AFTER: "0.004",
+                T.ACCURACY_BEFORE: "0.98",
+                T.ACCURACY_AFTER: "0.94",
+            },
+            False,
+            "lost",
+        ),
+        (
+            {T.VERDICT: "cleaned", T.ASR_AFTER: "0.004", T.ACCURACY_BEFORE: "0.98", T.ACCURACY_AFTER: "0.975"},
+            False,
+            "not verified",
+        ),
         ({T.VERDICT: "cleaned", T.ASR_KIND: "verified"}, False, "without its ASR"),
     ],
 )
@@ -191,5 +245,7 @@ def test_audit_findings_exit_codes_and_sarif_levels():
     assert audit_exit_code([*rows, open_backdoor]) == ExitCode.BACKDOOR
     sarif = json.loads(audit_sarif([*rows, open_backdoor]))
     assert [(r["ruleId"], r["level"]) for r in sarif["runs"][0]["results"]] == [
-        ("baerase/backdoor-cleaned", "warning"), ("baerase/not-scanned", "warning"), ("baerase/backdoor", "error"),
-    ]  # fmt: skip
+        ("baerase/backdoor-cleaned", "warning"),
+        ("baerase/not-scanned", "warning"),
+        ("baerase/backdoor", "error"),
+    ]

@@ -55,13 +55,21 @@ def test_training_is_reproducible_with_a_seed(mnist):
 
 @pytest.mark.parametrize(
     ("name", "kwargs"),
-    [("badnets", {}), ("badnets", {"position": "random", "pattern": "random"}), ("trojan", {"size": 4}), ("blended", {"alpha": 0.2}), ("none", {})],
+    [
+        ("badnets", {}),
+        ("badnets", {"position": "random", "pattern": "random"}),
+        ("trojan", {"size": 4}),
+        ("blended", {"alpha": 0.2}),
+        ("none", {}),
+    ],
 )
 def test_attack_parameters_round_trip_through_json(name, kwargs):
     attack = make_attack(name, (1, 28, 28), **kwargs)
     rebuilt = attack_from_params(json.loads(json.dumps(attack.params())))
     x = torch.rand(4, 1, 28, 28)
-    assert torch.equal(attack.stamp(x, torch.Generator().manual_seed(1)), rebuilt.stamp(x, torch.Generator().manual_seed(1)))
+    assert torch.equal(
+        attack.stamp(x, torch.Generator().manual_seed(1)), rebuilt.stamp(x, torch.Generator().manual_seed(1))
+    )
 
 
 def test_trojan_trigger_is_not_a_solid_square():
@@ -99,7 +107,17 @@ def test_a_pickled_object_is_refused_by_the_weights_only_loader(tmp_path, mnist)
             return (print, ("unpickled!",))
 
     (tmp_path / "m.pt").write_bytes(pickle.dumps(Evil()))
-    (tmp_path / "m.json").write_text(json.dumps({"architecture": "small_cnn", "input_shape": [1, 28, 28], "classes": list("0123456789"), "mean": [0.1], "std": [0.3]}))
+    (tmp_path / "m.json").write_text(
+        json.dumps(
+            {
+                "architecture": "small_cnn",
+                "input_shape": [1, 28, 28],
+                "classes": list("0123456789"),
+                "mean": [0.1],
+                "std": [0.3],
+            }
+        )
+    )
     with pytest.raises(ModelError, match="without unpickling"):
         load_lab_model(tmp_path / "m.pt")
 
@@ -125,7 +143,22 @@ def test_spec_without_input_shape_is_named(tmp_path):
 
 @pytest.mark.slow
 def test_cli_lab_train_writes_model_and_spec_and_prints_metrics(tmp_path):
-    result = CliRunner().invoke(main, ["lab", "train", "--dataset", "builtin:mnist", "--attack", "blended", "--target", "2", "--out", str(tmp_path / "model.pt"), "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "lab",
+            "train",
+            "--dataset",
+            "builtin:mnist",
+            "--attack",
+            "blended",
+            "--target",
+            "2",
+            "--out",
+            str(tmp_path / "model.pt"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "attack success rate" in result.output
     spec = json.loads((tmp_path / "model.json").read_text())
@@ -134,7 +167,9 @@ def test_cli_lab_train_writes_model_and_spec_and_prints_metrics(tmp_path):
 
 
 def test_cli_missing_dataset_exits_2_and_names_it(tmp_path):
-    result = CliRunner().invoke(main, ["lab", "train", "--dataset", str(tmp_path / "x.npz"), "--out", str(tmp_path / "m.pt")])
+    result = CliRunner().invoke(
+        main, ["lab", "train", "--dataset", str(tmp_path / "x.npz"), "--out", str(tmp_path / "m.pt")]
+    )
     assert result.exit_code == 2
     assert "x.npz" in result.output and not (tmp_path / "m.pt").exists()
 
@@ -152,15 +187,29 @@ def test_cli_unknown_attack_is_a_usage_error(tmp_path):
 
 # --- the zoo's architectures and training recipes -------------------------------------------------
 
-ARCH_SHAPES = [("small_cnn", (1, 28, 28)), ("lenet5", (1, 28, 28)), ("conv_bn", (1, 28, 28)), ("vgg_bn", (3, 32, 32)),
-               ("resnet_narrow", (3, 32, 32)), ("lenet5", (3, 32, 32)), ("conv_bn", (3, 32, 32))]  # fmt: skip
+ARCH_SHAPES = [
+    ("small_cnn", (1, 28, 28)),
+    ("lenet5", (1, 28, 28)),
+    ("conv_bn", (1, 28, 28)),
+    ("vgg_bn", (3, 32, 32)),
+    ("resnet_narrow", (3, 32, 32)),
+    ("lenet5", (3, 32, 32)),
+    ("conv_bn", (3, 32, 32)),
+]
 
 
 @pytest.mark.parametrize(("arch", "shape"), ARCH_SHAPES)
 def test_each_architecture_rebuilds_from_its_spec_json_and_takes_pixels(tmp_path, arch, shape):
     from baerase_mlops.lab.spec import ModelSpec, save_lab_model
 
-    spec = ModelSpec(arch, shape, tuple(str(i) for i in range(10)), (0.5,) * shape[0], (0.25,) * shape[0], width=8 if arch != "lenet5" else 32)
+    spec = ModelSpec(
+        arch,
+        shape,
+        tuple(str(i) for i in range(10)),
+        (0.5,) * shape[0],
+        (0.25,) * shape[0],
+        width=8 if arch != "lenet5" else 32,
+    )
     torch.manual_seed(0)
     model = spec.build().eval()
     save_lab_model(model, spec, tmp_path / "m.pt")
@@ -175,13 +224,19 @@ def test_the_user_style_families_have_batchnorm_and_lenet_has_none():
     from baerase_mlops.lab.models import build_classifier
 
     def has_bn(arch, shape):
-        return any(isinstance(m, torch.nn.BatchNorm2d) for m in build_classifier(arch, shape, 10, [0.5] * shape[0], [0.2] * shape[0]).modules())
+        return any(
+            isinstance(m, torch.nn.BatchNorm2d)
+            for m in build_classifier(arch, shape, 10, [0.5] * shape[0], [0.2] * shape[0]).modules()
+        )
 
     assert has_bn("conv_bn", (1, 28, 28)) and has_bn("vgg_bn", (3, 32, 32)) and has_bn("resnet_narrow", (3, 32, 32))
     assert not has_bn("lenet5", (1, 28, 28)) and not has_bn("small_cnn", (1, 28, 28))
 
 
-@pytest.mark.parametrize(("arch", "shape", "message"), [("lenet5", (1, 8, 8), "at least 12"), ("resnet18", (1, 28, 28), "32 x 32"), ("nope", (1, 28, 28), "unknown")])
+@pytest.mark.parametrize(
+    ("arch", "shape", "message"),
+    [("lenet5", (1, 8, 8), "at least 12"), ("resnet18", (1, 28, 28), "32 x 32"), ("nope", (1, 28, 28), "unknown")],
+)
 def test_an_architecture_that_cannot_take_the_images_is_refused_before_training(arch, shape, message):
     from baerase_mlops.data import from_arrays
 
@@ -220,7 +275,10 @@ def test_sgd_training_with_augmentation_is_reproducible_and_recorded_in_the_spec
     digits = load_images("builtin:digits")
     small = digits.subset(torch.arange(0, len(digits), 4))
     config = LabConfig(architecture="conv_bn", width=8, epochs=1, optimizer="sgd", lr=0.05, augment="crop", seed=3)
-    a, b = train_lab_model(small, make_attack("sticker", digits.input_shape, size=3), 1, config), train_lab_model(small, make_attack("sticker", digits.input_shape, size=3), 1, config)
+    a, b = (
+        train_lab_model(small, make_attack("sticker", digits.input_shape, size=3), 1, config),
+        train_lab_model(small, make_attack("sticker", digits.input_shape, size=3), 1, config),
+    )
     assert all(torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())
     assert a.spec.training["optimizer"] == "sgd" and a.spec.training["augment"] == "crop"
     assert a.spec.training["poisoned_images"] == round(0.1 * a.spec.training["training_images"])

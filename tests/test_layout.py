@@ -39,6 +39,7 @@ def test_core_imports_nothing_from_mlflow():
 
 def module_graph() -> dict[str, set[str]]:
     """Library module -> the library modules it imports (at any depth of the file, lazily too)."""
+
     def dotted(path: Path) -> str:
         return ".".join(("baerase_mlops", *path.relative_to(LIBRARY).with_suffix("").parts)).removesuffix(".__init__")
 
@@ -65,9 +66,11 @@ def test_core_data_and_registry_import_each_other_one_way_only():
     # data is the bottom layer, core sits on it, registry on both: an edge back is a cycle
     allowed = {"data": set(), "core": {"data"}, "registry": {"core", "data"}}
     wrong = sorted(
-        f"{src} -> {dst}" for src, dsts in module_graph().items() for dst in dsts
+        f"{src} -> {dst}"
+        for src, dsts in module_graph().items()
+        for dst in dsts
         if layer(src) and layer(dst) and layer(dst) != layer(src) and layer(dst) not in allowed[layer(src)]
-    )  # fmt: skip
+    )
     assert wrong == []
 
 
@@ -79,7 +82,7 @@ def test_no_import_cycles_between_modules_of_core_data_and_registry():
         state[node] = "open"
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                cycles.append(" -> ".join(path[path.index(nxt):] + [nxt]))
+                cycles.append(" -> ".join(path[path.index(nxt) :] + [nxt]))
             elif nxt not in state:
                 visit(nxt, [*path, nxt])
         state[node] = "done"

@@ -87,7 +87,9 @@ def test_job_run_holds_params_metrics_dataset_and_report(registry, cleaned_badne
     name, _, _ = cleaned_badnets
     run = registry.get_run(registry.get_model_version(name, "1").tags["baerase.run_id"])
     assert run.data.params["job.model_format"] == "pt2"
-    assert "anomaly_index" in run.data.metrics and "norm_class_0" in run.data.metrics and "asr_after" in run.data.metrics
+    assert (
+        "anomaly_index" in run.data.metrics and "norm_class_0" in run.data.metrics and "asr_after" in run.data.metrics
+    )
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "builtin:mnist"
     report = {f.path for f in registry.list_artifacts(run.info.run_id, "report")}
     assert {"report/verdict.json", "report/triggers.png", "report/norms.png", "report/erasure.json"} <= report
@@ -117,7 +119,9 @@ def test_clean_model_gets_verdict_clean_and_no_new_version(registry, mlflow_serv
 def test_alias_resolves_and_fail_on_backdoor_exits_non_zero(registry, mlflow_server, cleaned_badnets):
     name, _, _ = cleaned_badnets
     registry.set_registered_model_alias(name, "candidate", "1")
-    result = mlflow_run(mlflow_server, {"model_uri": f"models:/{name}@candidate", "fail_on_backdoor": "true"}, entry="scan")
+    result = mlflow_run(
+        mlflow_server, {"model_uri": f"models:/{name}@candidate", "fail_on_backdoor": "true"}, entry="scan"
+    )
     assert result.returncode != 0
     assert f"models:/{name}/1" in result.stdout and "verdict backdoor" in result.stdout
 
@@ -136,7 +140,11 @@ def test_pickled_model_with_the_trust_flag_is_modelscanned_and_scanned(registry,
     lab = lab_model_factory("clean")
     name = _name("trusted")
     register_lab_model(lab.model, lab.spec, name, fmt="pickle")
-    params = {"model_uri": f"models:/{name}/1", "trust_pickle": "true", "recovery_steps": "60"}  # plumbing: a quick scan
+    params = {
+        "model_uri": f"models:/{name}/1",
+        "trust_pickle": "true",
+        "recovery_steps": "60",
+    }  # plumbing: a quick scan
     refused = mlflow_run(mlflow_server, params, entry="scan", MLFLOW_ALLOW_PICKLE_DESERIALIZATION="false")
     assert refused.returncode != 0 and "MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false" in refused.stderr
     assert _baerase_tags(_versions(registry, name)["1"]) == {}

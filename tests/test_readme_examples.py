@@ -181,10 +181,18 @@ def examples(mlflow_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("readme")
     port = free_port()
     replacements = {
-        "http://your-mlflow-server:5000": mlflow_server.uri, "http://mlflow:5000": mlflow_server.uri,
-        "models:/clf/3": f"models:/{name}/1", "models:/clf": f"models:/{name}", "/var/lib/baerase": str(root / "var"), "/var/lib/node_exporter/textfile": str(root / "prom"), "/var/log/baerase": str(root / "log"),
-        "cd /opt/baerase-mlops": f"cd {REPO}", ".venv/bin/": f"{BIN}/", "gate-host:8787": f"127.0.0.1:{port}", "--port 8787": f"--port {port}",
-    }  # fmt: skip
+        "http://your-mlflow-server:5000": mlflow_server.uri,
+        "http://mlflow:5000": mlflow_server.uri,
+        "models:/clf/3": f"models:/{name}/1",
+        "models:/clf": f"models:/{name}",
+        "/var/lib/baerase": str(root / "var"),
+        "/var/lib/node_exporter/textfile": str(root / "prom"),
+        "/var/log/baerase": str(root / "log"),
+        "cd /opt/baerase-mlops": f"cd {REPO}",
+        ".venv/bin/": f"{BIN}/",
+        "gate-host:8787": f"127.0.0.1:{port}",
+        "--port 8787": f"--port {port}",
+    }
     commands = []
     for command in readme_commands():
         for old, new in replacements.items():

@@ -62,7 +62,9 @@ def fleet(mlflow_server, lab_model_factory):
 def first_run(fleet, mlflow_server, tmp_path_factory):
     prefix, _, _ = fleet
     out = tmp_path_factory.mktemp("first")
-    return scan_registry(mlflow_server, out, "--filter", f"name LIKE '{prefix}-%'", "--metrics-file", str(out / "baerase.prom")), out
+    return scan_registry(
+        mlflow_server, out, "--filter", f"name LIKE '{prefix}-%'", "--metrics-file", str(out / "baerase.prom")
+    ), out
 
 
 def test_every_matched_version_is_scanned_and_tagged(registry, fleet, first_run):
@@ -89,20 +91,31 @@ def test_the_summary_numbers_are_written_for_the_textfile_collector(first_run):
 
     _, out = first_run
     scrape = parse_metrics((out / "baerase.prom").read_text())
-    versions = {dict(labels)["outcome"]: v for (name, labels), v in scrape.items() if name == "baerase_registry_scan_versions"}
+    versions = {
+        dict(labels)["outcome"]: v for (name, labels), v in scrape.items() if name == "baerase_registry_scan_versions"
+    }
     assert versions == {**{k: float(v) for k, v in _summary(out)["counts"].items()}, "matched": 4.0, "scanned": 4.0}
-    assert scrape[("baerase_registry_scan_exit_code", frozenset())] == 0 and scrape[("baerase_registry_scan_open_backdoors", frozenset())] == 0
+    assert (
+        scrape[("baerase_registry_scan_exit_code", frozenset())] == 0
+        and scrape[("baerase_registry_scan_open_backdoors", frozenset())] == 0
+    )
     assert scrape[("baerase_registry_scan_last_finished_timestamp_seconds", frozenset())] > 0
     assert not [p.name for p in out.iterdir() if p.name.startswith("baerase.prom.")]  # the temporary file was renamed
 
 
-@pytest.mark.parametrize(("name", "words"), [("scan.txt", "reads only *.prom files"), ("missing/scan.prom", "no folder")])
-def test_a_metrics_file_the_collector_would_not_read_is_refused_before_the_scan(registry, mlflow_server, tmp_path, name, words):
+@pytest.mark.parametrize(
+    ("name", "words"), [("scan.txt", "reads only *.prom files"), ("missing/scan.prom", "no folder")]
+)
+def test_a_metrics_file_the_collector_would_not_read_is_refused_before_the_scan(
+    registry, mlflow_server, tmp_path, name, words
+):
     result = scan_registry(mlflow_server, tmp_path / "out", "--metrics-file", str(tmp_path / name))
     assert result.exit_code == 4 and words in result.output and not (tmp_path / "out").exists()
 
 
-def test_a_second_run_scans_nothing_and_a_new_version_alone_is_scanned(registry, mlflow_server, fleet, first_run, tmp_path):
+def test_a_second_run_scans_nothing_and_a_new_version_alone_is_scanned(
+    registry, mlflow_server, fleet, first_run, tmp_path
+):
     prefix, lab, _ = fleet
     again = scan_registry(mlflow_server, tmp_path / "again", "--filter", f"name LIKE '{prefix}-%'")
     assert again.exit_code == 0, again.output
@@ -112,7 +125,9 @@ def test_a_second_run_scans_nothing_and_a_new_version_alone_is_scanned(registry,
     third = scan_registry(mlflow_server, tmp_path / "third", "--filter", f"name LIKE '{prefix}-%'")
     assert third.exit_code == 0, third.output
     summary = _summary(tmp_path / "third")
-    assert [row["version"] for row in summary["versions"] if row["action"] == "scanned"] == [f"models:/{new.name}/{new.version}"]
+    assert [row["version"] for row in summary["versions"] if row["action"] == "scanned"] == [
+        f"models:/{new.name}/{new.version}"
+    ]
     assert summary["counts"]["skipped_current"] == 4
 
 
@@ -121,7 +136,9 @@ def test_a_filter_that_matches_nothing_exits_3(registry, mlflow_server, tmp_path
     assert result.exit_code == 3 and "no registered model version matches" in result.output
 
 
-def test_ray_executor_runs_one_task_per_version_on_a_local_instance(registry, mlflow_server, lab_model_factory, tmp_path, monkeypatch):
+def test_ray_executor_runs_one_task_per_version_on_a_local_instance(
+    registry, mlflow_server, lab_model_factory, tmp_path, monkeypatch
+):
     pytest.importorskip("ray")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     prefix = f"rayfleet{uuid.uuid4().hex[:6]}"

@@ -88,7 +88,10 @@ def test_prefix_without_images_is_named(bucket):
 
 def test_access_denied_by_an_iam_policy_is_named(bucket, mnist, s3, monkeypatch):
     _put_mnist_npz(bucket, mnist)
-    elsewhere = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::other-bucket/*"}]}
+    elsewhere = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::other-bucket/*"}],
+    }
     with s3.enforcing_iam() as admin:
         key_id, secret = s3.create_user("analyst", elsewhere, access=admin)
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
@@ -134,7 +137,9 @@ def test_a_clean_set_on_s3_is_validated_before_the_scan(bucket, mnist, untrained
     from baerase_mlops.engine import load_local_model, prepare_clean_data
 
     clean = clean_subset(mnist, 0.04, seed=0)
-    bucket.put_object(Bucket="clean-data", Key="clean200.npz", Body=_npz_bytes(x=_uint8_nhwc(clean.x), y=clean.y.numpy()))
+    bucket.put_object(
+        Bucket="clean-data", Key="clean200.npz", Body=_npz_bytes(x=_uint8_nhwc(clean.x), y=clean.y.numpy())
+    )
     data = prepare_clean_data("s3://clean-data/clean200.npz", load_local_model(untrained_lab_model))
     assert data.validation is not None and data.validation.success
     assert data.validation_record()["source"] == "s3://clean-data/clean200.npz"
@@ -147,7 +152,15 @@ def test_cli_scan_refuses_an_s3_clean_set_that_fails_validation(bucket, mnist, u
 
     body = _npz_bytes(x=mnist.x[:200].numpy() * 255, y=mnist.y[:200].numpy())  # 0-255 floats
     bucket.put_object(Bucket="clean-data", Key="floats255.npz", Body=body)
-    args = ["scan", "--model", str(untrained_lab_model), "--data", "s3://clean-data/floats255.npz", "--out", str(tmp_path / "r")]
+    args = [
+        "scan",
+        "--model",
+        str(untrained_lab_model),
+        "--data",
+        "s3://clean-data/floats255.npz",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2, result.output
     assert "expect_column_values_to_be_between(column='max', max_value=1)" in result.output

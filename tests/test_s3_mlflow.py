@@ -23,7 +23,11 @@ def _npz_bytes(images, labels) -> bytes:
 
 
 def _keys(client, bucket: str) -> list[str]:
-    return [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])]
+    return [
+        o["Key"]
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    ]
 
 
 def test_main_job_runs_with_data_and_artifacts_on_s3(s3, tmp_path, lab_model_factory, mnist, monkeypatch):
@@ -42,11 +46,16 @@ def test_main_job_runs_with_data_and_artifacts_on_s3(s3, tmp_path, lab_model_fac
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
         mlflow.set_tracking_uri(server.uri)
         register_lab_model(lab.model, lab.spec, "s3-clf")
-        result = mlflow_run(server, {"model_uri": "models:/s3-clf/1", "data_uri": "s3://clean-data/mnist/clean.npz"}, **s3.env())
+        result = mlflow_run(
+            server, {"model_uri": "models:/s3-clf/1", "data_uri": "s3://clean-data/mnist/clean.npz"}, **s3.env()
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         registry = mlflow.MlflowClient(server.uri)
         cleaned = registry.get_model_version("s3-clf", "2")
-        assert cleaned.tags["baerase.verdict"] == "cleaned" and cleaned.tags["baerase.data_uri"] == "s3://clean-data/mnist/clean.npz"
+        assert (
+            cleaned.tags["baerase.verdict"] == "cleaned"
+            and cleaned.tags["baerase.data_uri"] == "s3://clean-data/mnist/clean.npz"
+        )
         assert cleaned.tags["baerase.asr_kind"] == "verified" and float(cleaned.tags["baerase.asr_after"]) <= 0.01
         keys = _keys(client, "mlflow-artifacts")
         assert sum(k.endswith("model.pt2") for k in keys) == 2  # the scanned and the cleaned version

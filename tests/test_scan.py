@@ -149,7 +149,18 @@ def test_cli_scan_exits_0_when_no_backdoor_is_found(lab_model_factory, tmp_path)
     # The verdict on a clean model is tested above at the defaults; this is the exit path,
     # so a short scan with a threshold no class can pass will do.
     lab = lab_model_factory("clean")
-    args = ["scan", "--model", str(lab.model_path), "--out", str(tmp_path / "r"), "--quiet", "--steps", "20", "--threshold", "1000"]
+    args = [
+        "scan",
+        "--model",
+        str(lab.model_path),
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+        "--steps",
+        "20",
+        "--threshold",
+        "1000",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "no backdoor found" in result.output
@@ -159,12 +170,21 @@ def test_cli_scan_with_data_that_do_not_fit_exits_2(lab_model_factory, tmp_path)
     import numpy as np
 
     np.savez(tmp_path / "rgb.npz", x=np.zeros((40, 32, 32, 3), np.uint8), y=np.arange(40) % 10)
-    spec = {"architecture": "small_cnn", "input_shape": [1, 28, 28], "classes": [str(i) for i in range(10)], "mean": [0.1], "std": [0.3]}
+    spec = {
+        "architecture": "small_cnn",
+        "input_shape": [1, 28, 28],
+        "classes": [str(i) for i in range(10)],
+        "mean": [0.1],
+        "std": [0.3],
+    }
     from baerase_mlops.lab.models import build_classifier
 
     torch.save(build_classifier("small_cnn", (1, 28, 28), 10, [0.1], [0.3]).state_dict(), tmp_path / "m.pt")
     (tmp_path / "m.json").write_text(json.dumps(spec))
-    result = CliRunner().invoke(main, ["scan", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path / "rgb.npz"), "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        main,
+        ["scan", "--model", str(tmp_path / "m.pt"), "--data", str(tmp_path / "rgb.npz"), "--out", str(tmp_path / "r")],
+    )
     assert result.exit_code == 2
     assert "3x32x32" in result.output and "1x28x28" in result.output
     assert not (tmp_path / "r").exists()

@@ -98,12 +98,15 @@ def test_payload_with_a_bad_or_unknown_field_is_refused():
         JobSettings.from_payload(payload | {"steps": 30})
 
 
-@pytest.mark.parametrize(("name", "text", "value"), [
-    ("recovery_steps", "400.0", 400),  # MLflow's floats
-    ("clean_fraction", "0", None),  # the MLproject's "not given"
-    ("mean", "0.5, 0.4,0.3", (0.5, 0.4, 0.3)),
-    ("register", "False", False),
-    ("data_uri", "", None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "text", "value"),
+    [
+        ("recovery_steps", "400.0", 400),  # MLflow's floats
+        ("clean_fraction", "0", None),  # the MLproject's "not given"
+        ("mean", "0.5, 0.4,0.3", (0.5, 0.4, 0.3)),
+        ("register", "False", False),
+        ("data_uri", "", None),
+    ],
+)
 def test_strings_convert_as_mlflow_passes_them(name, text, value):
     assert SETTINGS[name].convert(text) == value

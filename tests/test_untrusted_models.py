@@ -63,7 +63,10 @@ def pickled_folder(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("pickled") / "model"
     mlflow.pytorch.save_model(
-        untrained_mnist_spec().build().eval(), folder, serialization_format="pickle", input_example=torch.rand(2, 1, 28, 28).numpy()
+        untrained_mnist_spec().build().eval(),
+        folder,
+        serialization_format="pickle",
+        input_example=torch.rand(2, 1, 28, 28).numpy(),
     )
     return folder
 
@@ -203,9 +206,13 @@ def planted(mlflow_server, tmp_path_factory):
     name = f"planted-{uuid.uuid4().hex[:6]}"
     model = untrained_mnist_spec().build().eval()
     info = mlflow.pytorch.log_model(
-        model, name="model", registered_model_name=name, input_example=torch.rand(2, 1, 28, 28).numpy(),
-        code_paths=[str(root / "code" / p) for p in PLANTED], pip_requirements=["torch"],
-    )  # fmt: skip
+        model,
+        name="model",
+        registered_model_name=name,
+        input_example=torch.rand(2, 1, 28, 28).numpy(),
+        code_paths=[str(root / "code" / p) for p in PLANTED],
+        pip_requirements=["torch"],
+    )
     wait_until_ready(mlflow.MlflowClient(), name, info.registered_model_version)
     assert not marker.exists()  # logging it ran nothing
     return name, marker

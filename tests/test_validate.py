@@ -53,9 +53,11 @@ def test_a_200_image_mnist_clean_set_passes_every_expectation(clean200):
     record = json.loads(json.dumps(result.to_json()))
     assert record["status"] == "passed" and record["summary"] == "11/11 data expectations passed"
     assert {o["expectation"] for o in record["outcomes"]} >= {
-        "expect_column_values_to_be_between", "expect_column_values_to_be_in_set",
-        "expect_column_distinct_values_to_contain_set", "expect_column_proportion_of_unique_values_to_be_between",
-    }  # fmt: skip
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+        "expect_column_distinct_values_to_contain_set",
+        "expect_column_proportion_of_unique_values_to_be_between",
+    }
 
 
 def test_every_loaded_image_is_checked_and_the_clean_subset_as_a_set(mnist, clean200):
@@ -131,7 +133,10 @@ def test_a_class_with_fewer_images_than_the_minimum_fails_min_per_class(clean200
     keep[fours[1:]] = False  # one image of class 4 left
     failed, message = _failures(_as_loaded(clean200.x[keep], clean200.y[keep]))
     assert failed == ["min_per_class"]
-    assert "expect_column_values_to_be_between(column='count', min_value=2) on classes: 1 of 10 rows fail: label 4 (count=1)" in message
+    assert (
+        "expect_column_values_to_be_between(column='count', min_value=2) on classes: 1 of 10 rows fail: label 4 "
+        "(count=1)" in message
+    )
 
 
 def test_the_minimum_per_class_comes_from_the_config(clean200):
@@ -144,7 +149,10 @@ def test_a_class_above_the_share_limit_fails_max_class_share(clean200):
     y[:130] = 0  # relabelled: class 0 now holds at least 65% of the set
     failed, message = _failures(_as_loaded(x, y))
     assert failed == ["max_class_share"]
-    assert "expect_column_values_to_be_between(column='share', max_value=0.5) on classes: 1 of 10 rows fail: label 0 (share=" in message
+    assert (
+        "expect_column_values_to_be_between(column='share', max_value=0.5) on classes: 1 of 10 rows fail: label 0 "
+        "(share=" in message
+    )
 
 
 def test_exact_duplicates_beyond_the_limit_fail_duplicates(clean200):
@@ -153,7 +161,10 @@ def test_exact_duplicates_beyond_the_limit_fail_duplicates(clean200):
     x[fives[1:16]] = x[fives[0]]  # 15 copies of one digit: 7.5% of the set
     failed, message = _failures(_as_loaded(x, y))
     assert failed == ["duplicates"]
-    assert "expect_column_proportion_of_unique_values_to_be_between(column='hash', min_value=0.95) on clean_set: observed 0.925" in message
+    assert (
+        "expect_column_proportion_of_unique_values_to_be_between(column='hash', min_value=0.95) on clean_set: "
+        "observed 0.925" in message
+    )
     assert f"identical images at indices [{fives[:5].tolist()}]" in message
 
 
@@ -225,8 +236,12 @@ def test_skip_validation_still_refuses_pixels_outside_the_contract(untrained_lab
         prepare_clean_data(str(tmp_path / "floats255.npz"), load_local_model(untrained_lab_model), skip_validation=True)
 
 
-def test_cli_scan_refuses_a_bad_clean_set_with_exit_2_naming_the_expectation(untrained_lab_model, lopsided_npz, tmp_path):
-    result = CliRunner().invoke(main, ["scan", "--model", str(untrained_lab_model), "--data", lopsided_npz, "--out", str(tmp_path / "r")])
+def test_cli_scan_refuses_a_bad_clean_set_with_exit_2_naming_the_expectation(
+    untrained_lab_model, lopsided_npz, tmp_path
+):
+    result = CliRunner().invoke(
+        main, ["scan", "--model", str(untrained_lab_model), "--data", lopsided_npz, "--out", str(tmp_path / "r")]
+    )
     assert result.exit_code == 2, result.output
     assert "failed 1 of 11 data expectations" in result.output
     assert "expect_column_values_to_be_between(column='share', max_value=0.5)" in result.output
@@ -236,7 +251,18 @@ def test_cli_scan_refuses_a_bad_clean_set_with_exit_2_naming_the_expectation(unt
 @pytest.mark.slow
 @pytest.mark.parametrize(("flag", "status"), [([], "passed"), (["--skip-validation"], "skipped")])
 def test_cli_scan_records_the_validation_in_the_report(untrained_lab_model, tmp_path, flag, status):
-    args = ["scan", "--model", str(untrained_lab_model), "--out", str(tmp_path / "r"), "--method", "neural_cleanse", "--steps", "10", "--quiet"]
+    args = [
+        "scan",
+        "--model",
+        str(untrained_lab_model),
+        "--out",
+        str(tmp_path / "r"),
+        "--method",
+        "neural_cleanse",
+        "--steps",
+        "10",
+        "--quiet",
+    ]
     result = CliRunner().invoke(main, args + flag)
     assert result.exit_code in (0, 1), result.output
     validation = json.loads((tmp_path / "r" / "verdict.json").read_text())["clean_images"]["validation"]
@@ -247,7 +273,19 @@ def test_cli_scan_records_the_validation_in_the_report(untrained_lab_model, tmp_
 
 @pytest.mark.slow
 def test_cli_erase_accepts_skip_validation_and_records_it(untrained_lab_model, tmp_path):
-    args = ["erase", "--model", str(untrained_lab_model), "--out", str(tmp_path / "clean.pt"), "--method", "neural_cleanse", "--steps", "10", "--quiet", "--skip-validation"]
+    args = [
+        "erase",
+        "--model",
+        str(untrained_lab_model),
+        "--out",
+        str(tmp_path / "clean.pt"),
+        "--method",
+        "neural_cleanse",
+        "--steps",
+        "10",
+        "--quiet",
+        "--skip-validation",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code in (0, 1), result.output
     verdict = json.loads((tmp_path / "clean_report" / "verdict.json").read_text())

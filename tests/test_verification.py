@@ -37,9 +37,13 @@ def test_paired_accuracy_drop_interval_covers_the_observed_drop_and_is_wider_wit
 
 def _cleaned_tags(**overrides: str) -> dict[str, str]:
     tags = {
-        T.VERDICT: "cleaned", T.ASR_AFTER: "0.0", T.ASR_KIND: "verified", T.ACCURACY_BEFORE: "0.97", T.ACCURACY_AFTER: "0.965",
+        T.VERDICT: "cleaned",
+        T.ASR_AFTER: "0.0",
+        T.ASR_KIND: "verified",
+        T.ACCURACY_BEFORE: "0.97",
+        T.ACCURACY_AFTER: "0.965",
         T.SOURCE_VERSION: "1",
-    }  # fmt: skip
+    }
     return tags | overrides
 
 

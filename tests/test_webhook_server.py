@@ -22,10 +22,27 @@ from tests.webhook_receiver import SECRET, parse_metrics, start_receiver
 def _self_signed(tmp_path) -> tuple[str, str]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(cert), str(key)
 
 
@@ -33,9 +50,19 @@ def _self_signed(tmp_path) -> tuple[str, str]:
 def test_two_http_workers_over_tls_share_the_queue_and_the_metrics(mlflow_server, tmp_path):
     cert, key = _self_signed(tmp_path)
     receiver = start_receiver(
-        mlflow_server, tmp_path / "queue.sqlite", "--workers", "0", "--http-workers", "2", "--ssl-certfile", cert, "--ssl-keyfile", key,
-        scheme="https", verify=cert,
-    )  # fmt: skip
+        mlflow_server,
+        tmp_path / "queue.sqlite",
+        "--workers",
+        "0",
+        "--http-workers",
+        "2",
+        "--ssl-certfile",
+        cert,
+        "--ssl-keyfile",
+        key,
+        scheme="https",
+        verify=cert,
+    )
     try:
         body = json.dumps(
             {"entity": "model_version", "action": "created", "data": {"name": "m", "version": "1"}}
@@ -95,8 +122,12 @@ def test_a_port_in_use_is_a_usage_error():
 def test_serve_webhooks_with_a_bad_option_exits_4_without_a_traceback(tmp_path):
     result = subprocess.run(
         [str(BIN / "baerase"), "serve-webhooks", "--queue", str(tmp_path / "q.sqlite"), "--http-workers", "0"],
-        env={"BAERASE_WEBHOOK_SECRET": SECRET, "PATH": str(BIN)}, check=False, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env={"BAERASE_WEBHOOK_SECRET": SECRET, "PATH": str(BIN)},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert (
         result.returncode == 4
         and "'--http-workers': 0 is not in the range x>=1" in result.stderr

@@ -50,7 +50,13 @@ def _rows(queue, sql: str, *args) -> list[tuple]:
 
 
 def _jobs(queue, kind: str, name: str, version: str) -> list[tuple]:
-    return _rows(queue, "SELECT state, attempts, result, alias FROM jobs WHERE kind = ? AND name = ? AND version = ? ORDER BY id", kind, name, version)
+    return _rows(
+        queue,
+        "SELECT state, attempts, result, alias FROM jobs WHERE kind = ? AND name = ? AND version = ? ORDER BY id",
+        kind,
+        name,
+        version,
+    )
 
 
 def _verdict(client, name: str, version: str) -> str | None:
@@ -73,7 +79,11 @@ def scanned(hook, mlflow_server, lab_model_factory):
     _register(client, lab, name)
     wait_for(lambda: _verdict(client, name, "1"), 300, f"the receiver's scan of {name}/1")
     # The scan tags the version, then its worker marks the job done.
-    wait_for(lambda: [s for s, *_ in _jobs(hook["queue"], "scan", name, "1")] == ["done"], 60, f"the scan job of {name}/1 to finish")
+    wait_for(
+        lambda: [s for s, *_ in _jobs(hook["queue"], "scan", name, "1")] == ["done"],
+        60,
+        f"the scan job of {name}/1 to finish",
+    )
     return name, lab
 
 
@@ -94,11 +104,17 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> requests.Response:
 
 def test_forged_stale_unsigned_and_replayed_deliveries_are_refused(hook):
     receiver = hook["receiver"]
-    body = json.dumps({"entity": "model_version", "action": "created", "data": {"name": "forged-model", "version": "1"}}).encode()
+    body = json.dumps(
+        {"entity": "model_version", "action": "created", "data": {"name": "forged-model", "version": "1"}}
+    ).encode()
     now = str(int(time.time()))
 
     def headers(delivery_id: str, timestamp: str = now, secret: str = SECRET) -> dict[str, str]:
-        return {"X-MLflow-Delivery-Id": delivery_id, "X-MLflow-Timestamp": timestamp, "X-MLflow-Signature": sign(secret, delivery_id, timestamp, body)}
+        return {
+            "X-MLflow-Delivery-Id": delivery_id,
+            "X-MLflow-Timestamp": timestamp,
+            "X-MLflow-Signature": sign(secret, delivery_id, timestamp, body),
+        }
 
     forged = _post(receiver.url, body, headers("forged-1", secret="not-the-secret-at-all"))
     stale = _post(receiver.url, body, headers("stale-1", timestamp=str(int(time.time()) - 3600)))
@@ -106,8 +122,18 @@ def test_forged_stale_unsigned_and_replayed_deliveries_are_refused(hook):
     assert (forged.status_code, stale.status_code, unsigned.status_code) == (401, 401, 401)
     assert "signature does not match" in forged.json()["error"] and "stale" in stale.json()["error"]
     # A genuine delivery (of an event that queues nothing), then the same bytes again.
-    genuine = json.dumps({"entity": "model_version_tag", "action": "set", "data": {"name": "m", "version": "1", "key": "team", "value": "x"}}).encode()
-    signed = {"X-MLflow-Delivery-Id": "genuine-1", "X-MLflow-Timestamp": now, "X-MLflow-Signature": sign(SECRET, "genuine-1", now, genuine)}
+    genuine = json.dumps(
+        {
+            "entity": "model_version_tag",
+            "action": "set",
+            "data": {"name": "m", "version": "1", "key": "team", "value": "x"},
+        }
+    ).encode()
+    signed = {
+        "X-MLflow-Delivery-Id": "genuine-1",
+        "X-MLflow-Timestamp": now,
+        "X-MLflow-Signature": sign(SECRET, "genuine-1", now, genuine),
+    }
     assert _post(receiver.url, genuine, signed).status_code == 200
     replay = _post(receiver.url, genuine, signed)
     assert replay.status_code == 409 and "replay" in replay.json()["error"]
@@ -119,15 +145,25 @@ def test_forged_stale_unsigned_and_replayed_deliveries_are_refused(hook):
 def test_protected_alias_set_by_hand_on_a_failing_version_is_moved_back(registry, hook, scanned):
     name, lab = scanned
     registry.set_registered_model_alias(name, "champion", "1")  # passed: stays
-    wait_for(lambda: any(s == "done" for s, _, _, a in _jobs(hook["queue"], "aliases", name, "1") if a == "champion"), 60, "the check of champion on version 1")
+    wait_for(
+        lambda: any(s == "done" for s, _, _, a in _jobs(hook["queue"], "aliases", name, "1") if a == "champion"),
+        60,
+        "the check of champion on version 1",
+    )
     assert dict(registry.get_registered_model(name).aliases)["champion"] == "1"
     # A pickled version: the receiver refuses to load it, so it cannot pass.
     failing = _register(registry, lab, name, fmt="pickle")
     registry.set_registered_model_alias(name, "champion", failing)
-    wait_for(lambda: dict(registry.get_registered_model(name).aliases).get("champion") == "1", 60, "champion to move back to version 1")
+    wait_for(
+        lambda: dict(registry.get_registered_model(name).aliases).get("champion") == "1",
+        60,
+        "champion to move back to version 1",
+    )
     why = registry.get_model_version(name, failing).tags["baerase.alias_refused.champion"]
     assert "moved back to version 1" in why and f"models:/{name}/{failing}" in why
-    wait_for(lambda: _verdict(registry, name, failing) == "error", 120, f"the scan of {name}/{failing} to record its error")
+    wait_for(
+        lambda: _verdict(registry, name, failing) == "error", 120, f"the scan of {name}/{failing} to record its error"
+    )
     assert "pickled model" in registry.get_model_version(name, failing).tags[T.ERROR]
 
 
@@ -136,20 +172,31 @@ def test_protected_alias_with_no_earlier_passing_version_is_removed(registry, ho
     name = f"lonely-{uuid.uuid4().hex[:6]}"
     _register(registry, lab, name, fmt="pickle")
     registry.set_registered_model_alias(name, "production", "1")
-    wait_for(lambda: "production" not in dict(registry.get_registered_model(name).aliases), 60, "production to be removed")
+    wait_for(
+        lambda: "production" not in dict(registry.get_registered_model(name).aliases), 60, "production to be removed"
+    )
     assert "alias removed" in registry.get_model_version(name, "1").tags["baerase.alias_refused.production"]
 
 
 def test_a_scan_killed_mid_way_is_finished_after_a_restart(registry, hook, scanned, mlflow_server):
     name, lab = scanned
     version = _register(registry, lab, name)
-    wait_for(lambda: any(s == "running" for s, *_ in _jobs(hook["queue"], "scan", name, version)), 60, "the scan to start", every=0.1)
+    wait_for(
+        lambda: any(s == "running" for s, *_ in _jobs(hook["queue"], "scan", name, version)),
+        60,
+        "the scan to start",
+        every=0.1,
+    )
     hook["receiver"].kill()  # the receiver and its scan process die at once
     assert _verdict(registry, name, version) is None
     assert [s for s, *_ in _jobs(hook["queue"], "scan", name, version)] == ["running"]
     hook["receiver"] = start_receiver(mlflow_server, hook["queue"], *RECEIVER_ARGS, port=hook["port"])
     wait_for(lambda: _verdict(registry, name, version), 300, "the restarted receiver to finish the scan")
-    wait_for(lambda: [s for s, *_ in _jobs(hook["queue"], "scan", name, version)] == ["done"], 60, "the scan job to be marked done")
+    wait_for(
+        lambda: [s for s, *_ in _jobs(hook["queue"], "scan", name, version)] == ["done"],
+        60,
+        "the scan job to be marked done",
+    )
     assert [(s, attempts) for s, attempts, *_ in _jobs(hook["queue"], "scan", name, version)] == [("done", 2)]
 
 
@@ -165,12 +212,18 @@ def test_metrics_count_refusals_accepted_deliveries_scans_queue_depth_and_alias_
     before = receiver.metrics()
     body = b'{"entity": "model_version", "action": "created", "data": {"name": "forged-model", "version": "2"}}'
     now = str(int(time.time()))
-    forged = {"X-MLflow-Delivery-Id": "forged-metrics", "X-MLflow-Timestamp": now, "X-MLflow-Signature": sign("not-the-secret-at-all", "forged-metrics", now, body)}
+    forged = {
+        "X-MLflow-Delivery-Id": "forged-metrics",
+        "X-MLflow-Timestamp": now,
+        "X-MLflow-Signature": sign("not-the-secret-at-all", "forged-metrics", now, body),
+    }
     assert _post(receiver.url, body, forged).status_code == 401
     name = f"reverted-{uuid.uuid4().hex[:6]}"
     _register(registry, lab, name, fmt="pickle")  # cannot pass: the receiver refuses to unpickle it
     registry.set_registered_model_alias(name, "production", "1")
-    wait_for(lambda: "production" not in dict(registry.get_registered_model(name).aliases), 60, "production to be removed")
+    wait_for(
+        lambda: "production" not in dict(registry.get_registered_model(name).aliases), 60, "production to be removed"
+    )
 
     def reverted() -> dict | None:
         scrape = receiver.metrics()
@@ -184,7 +237,9 @@ def test_metrics_count_refusals_accepted_deliveries_scans_queue_depth_and_alias_
     assert moved("baerase_webhook_deliveries_refused_total", reason="bad_signature") == 1
     assert moved("baerase_webhook_deliveries_refused_total", reason="stale") == 0
     assert moved("baerase_alias_reverts_total", alias="production", action="removed") == 1
-    assert moved("baerase_webhook_deliveries_accepted_total", event="model_version.created") >= 1  # the pickled version's
+    assert (
+        moved("baerase_webhook_deliveries_accepted_total", event="model_version.created") >= 1
+    )  # the pickled version's
     assert moved("baerase_webhook_deliveries_accepted_total", event="model_version_alias.created") >= 1
     assert _sample(after, "baerase_scan_verdicts_total", verdict="clean") >= 1
     assert _sample(after, "baerase_scan_duration_seconds_count", action="scanned") >= 1

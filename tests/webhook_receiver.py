@@ -52,16 +52,32 @@ class ReceiverProcess:
 def parse_metrics(text: str) -> dict[tuple[str, frozenset], float]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    return {(s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def start_receiver(
-    server: MlflowServer, queue: Path, *args: str, port: int | None = None, timeout: float = 60, scheme: str = "http", verify: str | bool = True
+    server: MlflowServer,
+    queue: Path,
+    *args: str,
+    port: int | None = None,
+    timeout: float = 60,
+    scheme: str = "http",
+    verify: str | bool = True,
 ) -> ReceiverProcess:
     port = port or free_port()
     log = queue.with_suffix(f".{port}.log")
     cmd = [str(BIN / "baerase"), "serve-webhooks", "--port", str(port), "--queue", str(queue), "--quiet", *args]
-    process = subprocess.Popen(cmd, env=server.env(BAERASE_WEBHOOK_SECRET=SECRET), stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        cmd,
+        env=server.env(BAERASE_WEBHOOK_SECRET=SECRET),
+        stdout=open(log, "a"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     receiver = ReceiverProcess(f"{scheme}://127.0.0.1:{port}/", queue, process, log, verify)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -79,7 +95,11 @@ def start_receiver(
 def register(server: MlflowServer, url: str, name: str) -> str:
     """`baerase register-webhook`, as a user runs it; returns the webhook id."""
     result = subprocess.run(
-        [str(BIN / "baerase"), "register-webhook", "--url", url, "--name", name], env=server.env(BAERASE_WEBHOOK_SECRET=SECRET), capture_output=True, text=True, timeout=120
+        [str(BIN / "baerase"), "register-webhook", "--url", url, "--name", name],
+        env=server.env(BAERASE_WEBHOOK_SECRET=SECRET),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.split("(", 1)[1].split(")", 1)[0]

@@ -24,7 +24,9 @@ class Detection:
     threshold: float
 
 
-def anomaly_indices(norms: list[float] | torch.Tensor, consistency: float = 1.4826, min_relative_mad: float = 0.0) -> tuple[torch.Tensor, float, float]:
+def anomaly_indices(
+    norms: list[float] | torch.Tensor, consistency: float = 1.4826, min_relative_mad: float = 0.0
+) -> tuple[torch.Tensor, float, float]:
     """(indices, median, MAD) for ``norms``. The median is the mean of the two middle
     values for an even count. A MAD of 0 (most norms equal) is replaced by the smallest
     positive float, so that any differing norm gets a very large, finite index."""

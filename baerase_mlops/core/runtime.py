@@ -26,7 +26,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             count = torch.cuda.device_count()
             raise ValueError(
-                f"device {str(device)!r} was asked for but this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+                f"device {str(device)!r} was asked for but this machine has {count} CUDA device(s) "
+                f"(cuda:0..cuda:{count - 1})"
             )
     return resolved
 

@@ -17,10 +17,9 @@ from torch import nn
 
 from baerase_mlops import __version__
 from baerase_mlops.config import ScanConfig
-from baerase_mlops.core.classifier import check_classifier, frozen
 from baerase_mlops.contract import InputContract
+from baerase_mlops.core.classifier import check_classifier, frozen
 from baerase_mlops.core.detection import AnomalyDetector
-from baerase_mlops.jsonable import json_safe
 from baerase_mlops.core.metrics import predict
 from baerase_mlops.core.recovery import RECOVERY_METHODS, RecoveryResult
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
@@ -28,6 +27,7 @@ from baerase_mlops.core.triggers import stamp
 from baerase_mlops.data.imageset import ImageSet
 from baerase_mlops.data.split import stratified_split
 from baerase_mlops.errors import DataError
+from baerase_mlops.jsonable import json_safe
 
 STATUS_BACKDOOR = "backdoor"
 STATUS_NONE_FOUND = "no_backdoor_found"
@@ -89,7 +89,9 @@ class Verdict:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Verdict:
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        fields["classes"] = [ClassFinding(**{k: (float("nan") if v is None else v) for k, v in c.items()}) for c in data["classes"]]
+        fields["classes"] = [
+            ClassFinding(**{k: (float("nan") if v is None else v) for k, v in c.items()}) for c in data["classes"]
+        ]
         fields["contract"] = InputContract.from_json(data["contract"])
         return cls(**fields)
 
@@ -117,7 +119,13 @@ def split_clean_set(clean: ImageSet, holdout_fraction: float, seed: int) -> tupl
 
 @torch.no_grad()
 def recovered_trigger_asr(
-    model: nn.Module, recovery: RecoveryResult, data: ImageSet, label: int, draws: int, generator: torch.Generator, device: torch.device
+    model: nn.Module,
+    recovery: RecoveryResult,
+    data: ImageSet,
+    label: int,
+    draws: int,
+    generator: torch.Generator,
+    device: torch.device,
 ) -> float:
     """Share of ``data``'s images outside ``label`` sent to ``label`` by fresh triggers of its family."""
     x = data.x[data.y != label]
@@ -132,7 +140,9 @@ def recovered_trigger_asr(
 class Scanner:
     """Scan a classifier for backdoors from a small clean set."""
 
-    def __init__(self, config: ScanConfig = ScanConfig(), device: str | torch.device = "auto", progress: Progress = no_progress) -> None:
+    def __init__(
+        self, config: ScanConfig = ScanConfig(), device: str | torch.device = "auto", progress: Progress = no_progress
+    ) -> None:
         if config.method not in RECOVERY_METHODS:
             raise ValueError(f"unknown recovery method {config.method!r}; choose one of {sorted(RECOVERY_METHODS)}")
         self.config = config
@@ -148,12 +158,20 @@ class Scanner:
                 f"takes {'x'.join(map(str, contract.input_shape))}"
             )
         if clean.num_classes != contract.num_classes:
-            raise DataError(f"{clean.source}: the data have {clean.num_classes} classes but the model {contract.num_classes}")
+            raise DataError(
+                f"{clean.source}: the data have {clean.num_classes} classes but the model {contract.num_classes}"
+            )
         optimisation, holdout = split_clean_set(clean, c.holdout_fraction, c.recovery.seed)
         return self.scan_parts(model, optimisation, holdout, contract, source=clean.source, started=started)
 
     def scan_parts(
-        self, model: nn.Module, optimisation: ImageSet, holdout: ImageSet, contract: InputContract, *, source: str | None = None,
+        self,
+        model: nn.Module,
+        optimisation: ImageSet,
+        holdout: ImageSet,
+        contract: InputContract,
+        *,
+        source: str | None = None,
         started: float | None = None,
     ) -> ScanResult:
         """A scan on a given split: recovery on ``optimisation``, held-out ASR on ``holdout``
@@ -170,13 +188,20 @@ class Scanner:
         generator = torch.Generator().manual_seed(c.recovery.seed)
         with frozen(model):
             holdout_asr = [
-                recovered_trigger_asr(model, recovery, holdout, k, c.eval_draws, generator, self.device) for k in range(contract.num_classes)
+                recovered_trigger_asr(model, recovery, holdout, k, c.eval_draws, generator, self.device)
+                for k in range(contract.num_classes)
             ]
         findings = [
             ClassFinding(
-                k, contract.classes[k], recovery.norms[k], recovery.reached[k], detection.indices[k], holdout_asr[k],
-                k in detection.flagged, recovery.train_asr[k],
-            )  # fmt: skip
+                k,
+                contract.classes[k],
+                recovery.norms[k],
+                recovery.reached[k],
+                detection.indices[k],
+                holdout_asr[k],
+                k in detection.flagged,
+                recovery.train_asr[k],
+            )
             for k in range(contract.num_classes)
         ]
         finished = time.perf_counter()
@@ -191,11 +216,17 @@ class Scanner:
             method=c.method,
             device=str(self.device),
             seed=c.recovery.seed,
-            timings={"recovery_s": recovery.seconds, "evaluation_s": finished - evaluated, "total_s": finished - started},
+            timings={
+                "recovery_s": recovery.seconds,
+                "evaluation_s": finished - evaluated,
+                "total_s": finished - started,
+            },
             contract=contract,
             clean_images={
-                "source": source or optimisation.source, "total": len(optimisation) + len(holdout),
-                "optimisation": len(optimisation), "holdout": len(holdout),
+                "source": source or optimisation.source,
+                "total": len(optimisation) + len(holdout),
+                "optimisation": len(optimisation),
+                "holdout": len(holdout),
             },
             config=asdict(c),
         )

@@ -67,17 +67,26 @@ class Unlearner(ABC):
 
     method: ClassVar[str]
 
-    def __init__(self, config: UnlearningConfig = UnlearningConfig(), device: str | torch.device = "auto", progress: Progress = no_progress) -> None:
+    def __init__(
+        self,
+        config: UnlearningConfig = UnlearningConfig(),
+        device: str | torch.device = "auto",
+        progress: Progress = no_progress,
+    ) -> None:
         self.config = config
         self.device = resolve_device(device)
         self.progress = progress
 
     @abstractmethod
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, stamped: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, stamped: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
         """The training loss of one step: clean ``x``/``y``, and ``stamped`` images whose
         trigger belongs to ``targets`` (true labels of ``stamped`` are those of ``x``)."""
 
-    def unlearn(self, model: nn.Module, train: ImageSet, holdout: ImageSet, recovery: RecoveryResult, targets: list[int]) -> UnlearningResult:
+    def unlearn(
+        self, model: nn.Module, train: ImageSet, holdout: ImageSet, recovery: RecoveryResult, targets: list[int]
+    ) -> UnlearningResult:
         """Unlearn on ``train`` (the unlearning part of the clean set), judge on ``holdout``."""
         if not targets:
             raise ValueError("unlearning needs at least one flagged target class")
@@ -101,7 +110,10 @@ class Unlearner(ABC):
             with frozen(model):
                 acc = accuracy(model, x_clean, y_clean, self.device)
                 eval_gen = torch.Generator().manual_seed(c.seed + 1)  # same triggers at every measurement
-                asr = max(recovered_trigger_asr(model, recovery, holdout, t, c.eval_draws, eval_gen, self.device) for t in targets)
+                asr = max(
+                    recovered_trigger_asr(model, recovery, holdout, t, c.eval_draws, eval_gen, self.device)
+                    for t in targets
+                )
             return Checkpoint(step, acc, asr)
 
         before = measure(0)
@@ -114,20 +126,28 @@ class Unlearner(ABC):
         n_target = int(round(c.target_share * c.batch_size)) if len(target_pool) else 0
         teacher = copy.deepcopy(original).to(self.device) if c.distill > 0 else None
         for step in range(1, c.max_steps + 1):
-            idx = torch.cat([
-                torch.randint(0, len(x_all), (c.batch_size - n_target,), generator=generator),
-                target_pool[torch.randint(0, len(target_pool), (n_target,), generator=generator)] if n_target else torch.empty(0, dtype=torch.long),
-            ]).to(self.device)  # fmt: skip
+            idx = torch.cat(
+                [
+                    torch.randint(0, len(x_all), (c.batch_size - n_target,), generator=generator),
+                    target_pool[torch.randint(0, len(target_pool), (n_target,), generator=generator)]
+                    if n_target
+                    else torch.empty(0, dtype=torch.long),
+                ]
+            ).to(self.device)
             x, y = x_all[idx], y_all[idx]
             if c.shift > 0:
                 x = random_shift(x, c.shift, generator)
-            trigger_targets = target_of[torch.randint(0, len(targets), (c.batch_size,), generator=generator)].to(self.device)
+            trigger_targets = target_of[torch.randint(0, len(targets), (c.batch_size,), generator=generator)].to(
+                self.device
+            )
             stamped = self._stamp(families, x, trigger_targets, generator, c.amplify)
             loss = self.loss(model, x, y, stamped, trigger_targets)
             if teacher is not None:
                 with torch.no_grad():
                     soft = F.log_softmax(teacher(x), dim=1)
-                loss = loss + c.distill * F.kl_div(F.log_softmax(model(x), dim=1), soft, log_target=True, reduction="batchmean")
+                loss = loss + c.distill * F.kl_div(
+                    F.log_softmax(model(x), dim=1), soft, log_target=True, reduction="batchmean"
+                )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(trainable, c.grad_clip)
@@ -168,7 +188,13 @@ class Unlearner(ABC):
         return (point.recovered_asr, -point.clean_accuracy) <= (best.recovered_asr, -best.clean_accuracy)
 
     @staticmethod
-    def _stamp(families: dict[int, nn.Module], x: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, amplify: float) -> torch.Tensor:
+    def _stamp(
+        families: dict[int, nn.Module],
+        x: torch.Tensor,
+        targets: torch.Tensor,
+        generator: torch.Generator,
+        amplify: float,
+    ) -> torch.Tensor:
         stamped = x.clone()
         with torch.no_grad():
             for t, family in families.items():
@@ -227,4 +253,6 @@ class FineTuning(Unlearner):
         return F.cross_entropy(model(x), y)
 
 
-UNLEARNING_METHODS: dict[str, type[Unlearner]] = {m.method: m for m in (BaeraseUnlearning, NeuralCleanseUnlearning, FineTuning)}
+UNLEARNING_METHODS: dict[str, type[Unlearner]] = {
+    m.method: m for m in (BaeraseUnlearning, NeuralCleanseUnlearning, FineTuning)
+}

@@ -88,8 +88,8 @@ class VerificationResult:
         if self.passed:
             return (
                 f"verified: a fresh scan flags nothing (largest anomaly index {self.rescan.anomaly_index:.2f}) and the "
-                f"strongest trigger of the backdoor's size reaches {self.asr:.2%} on {self.triggers[0].images if self.triggers else 0} "
-                "held-out images"
+                f"strongest trigger of the backdoor's size reaches {self.asr:.2%} on "
+                f"{self.triggers[0].images if self.triggers else 0} held-out images"
             )
         return "verification failed: " + "; ".join(self.reasons)
 
@@ -161,7 +161,9 @@ class ErasureVerifier:
         c = self.config
         seed = self.scan_config.recovery.seed + c.seed_offset
         fresh = replace(self.scan_config, recovery=replace(self.scan_config.recovery, seed=seed))
-        rescan = Scanner(fresh, self.device, self.progress).scan_parts(candidate, optimisation, verify, contract).verdict
+        rescan = (
+            Scanner(fresh, self.device, self.progress).scan_parts(candidate, optimisation, verify, contract).verdict
+        )
         candidate = candidate.to(self.device)
         with frozen(candidate):
             triggers = [
@@ -173,14 +175,14 @@ class ErasureVerifier:
         reasons = []
         if rescan.backdoor:
             reasons.append(
-                f"a fresh scan still flags class(es) {rescan.flagged_classes} (anomaly index {rescan.anomaly_index:.2f} > "
-                f"{rescan.threshold:g})"
+                f"a fresh scan still flags class(es) {rescan.flagged_classes} (anomaly index "
+                f"{rescan.anomaly_index:.2f} > {rescan.threshold:g})"
             )
         for t in triggers:
             if t.asr > target_asr + 1e-12:
                 reasons.append(
-                    f"a trigger of the backdoor's size still sends {t.asr:.2%} of {t.images} held-out images to class {t.label} "
-                    f"(target {target_asr:.2%})"
+                    f"a trigger of the backdoor's size still sends {t.asr:.2%} of {t.images} held-out images to class "
+                    f"{t.label} (target {target_asr:.2%})"
                 )
         return VerificationResult(
             passed=not reasons,
@@ -250,6 +252,8 @@ def _project(mask: torch.Tensor, budget: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _asr(model: nn.Module, x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor, label: int, device: torch.device) -> float:
+def _asr(
+    model: nn.Module, x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor, label: int, device: torch.device
+) -> float:
     stamped = stamp(x, mask.cpu(), pattern.cpu())
     return float((predict(model, stamped, device) == label).float().mean())

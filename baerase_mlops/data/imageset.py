@@ -120,16 +120,12 @@ def _as_nchw(x: np.ndarray, source: str) -> np.ndarray:
         if x.ndim != 4:
             raise DataError(f"{source}: uint8 images must be N x H x W x C, got shape {x.shape}")
         if x.shape[-1] not in (1, 3):
-            raise DataError(
-                f"{source}: uint8 images must be channels-last with 1 or 3 channels, got shape {x.shape}"
-            )
+            raise DataError(f"{source}: uint8 images must be channels-last with 1 or 3 channels, got shape {x.shape}")
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255.0)
     if x.dtype.kind != "f":
         raise DataError(f"{source}: images must be uint8 (0-255) or float (0-1), got dtype {x.dtype}")
     if x.ndim != 4:
         raise DataError(f"{source}: float images must be N x C x H x W, got shape {x.shape}")
     if x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
-        raise DataError(
-            f"{source}: float images look channels-last (shape {x.shape}); the contract is N x C x H x W"
-        )
+        raise DataError(f"{source}: float images look channels-last (shape {x.shape}); the contract is N x C x H x W")
     return np.ascontiguousarray(x, dtype=np.float32)

@@ -74,14 +74,16 @@ def read_s3_image_folder(client: Any, bucket: str, key: str, uri: str) -> ImageS
     prefix = key.rstrip("/") + "/" if key else ""
     files = []
     for k in list_keys(client, bucket, prefix, uri):
-        rel = PurePosixPath(k[len(prefix):])
+        rel = PurePosixPath(k[len(prefix) :])
         if len(rel.parts) == 2 and rel.suffix.lower() in IMAGE_SUFFIXES:
             files.append((rel.parts[0], k))
     if not files:
         raise DataError(f"{uri}: no .npz key and no image folder (prefix/<class>/<image>) under this prefix")
     files.sort()
     classes = sorted({c for c, _ in files})
-    return read_class_files(files, classes, lambda k: get_object(client, bucket, k, f"s3://{bucket}/{k}"), uri, DOWNLOAD_THREADS)
+    return read_class_files(
+        files, classes, lambda k: get_object(client, bucket, k, f"s3://{bucket}/{k}"), uri, DOWNLOAD_THREADS
+    )
 
 
 def get_object(client: Any, bucket: str, key: str, uri: str) -> bytes:
@@ -108,7 +110,13 @@ def list_keys(client: Any, bucket: str, prefix: str, uri: str) -> list[str]:
 
 
 ACCESS_CODES = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "AccountProblem"}
-CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired"}
+CREDENTIAL_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+}
 
 
 def explain_s3_error(exc: Exception, uri: str) -> DataError:
@@ -131,8 +139,12 @@ def explain_s3_error(exc: Exception, uri: str) -> DataError:
         if code in ("NoSuchKey", "404", "NotFound"):
             return DataError(f"{uri}: no such key in the bucket")
         if code in CREDENTIAL_CODES:
-            return DataError(f"{uri}: the store rejected the credentials ({code}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
+            return DataError(
+                f"{uri}: the store rejected the credentials ({code}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+            )
         if code in ACCESS_CODES:
-            return DataError(f"{uri}: access denied ({code}); the credentials may not read this bucket or key (IAM or bucket policy)")
+            return DataError(
+                f"{uri}: access denied ({code}); the credentials may not read this bucket or key (IAM or bucket policy)"
+            )
         return DataError(f"{uri}: S3 error {code}: {exc}")
     return DataError(f"{uri}: S3 error: {exc}")

@@ -72,7 +72,9 @@ def read_builtin(name: str) -> ImageSet:
         digits = load_digits()
         x = (digits.images.astype(np.float32) / 16.0)[:, None, :, :]
         return from_arrays(x, digits.target, source=source, classes=[str(i) for i in range(10)], checked=False)
-    raise DataError(f"unknown builtin dataset {source!r}; choose one of: " + ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS))
+    raise DataError(
+        f"unknown builtin dataset {source!r}; choose one of: " + ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS)
+    )
 
 
 def read_image_folder(root: Path, *, source: str | None = None) -> ImageSet:

@@ -109,7 +109,10 @@ class ValidationResult:
         return f"{passed}/{len(self.outcomes)} data expectations passed"
 
     def error_message(self) -> str:
-        lines = [f"{self.source}: the clean set failed {len(self.failures)} of {len(self.outcomes)} data expectations ({self.engine}):"]
+        lines = [
+            f"{self.source}: the clean set failed {len(self.failures)} of {len(self.outcomes)} data expectations "
+            f"({self.engine}):"
+        ]
         return "\n".join(lines + [f"  - {o.describe()}" for o in self.failures])
 
     def to_json(self) -> dict[str, Any]:
@@ -130,7 +133,10 @@ class DataValidationError(DataError):
 
 
 def validate_clean_set(
-    loaded: ImageSet, contract: InputContract, config: ValidationConfig = ValidationConfig(), clean: ImageSet | None = None
+    loaded: ImageSet,
+    contract: InputContract,
+    config: ValidationConfig = ValidationConfig(),
+    clean: ImageSet | None = None,
 ) -> ValidationResult:
     """Validate ``loaded`` (the images as read, values unchecked) image by image, and
     ``clean`` (the part the scan uses; default all of ``loaded``) as a set, against the
@@ -195,7 +201,12 @@ def class_table(clean: ImageSet, contract: InputContract) -> pd.DataFrame:
     labels = clean.y.numpy()
     counts = np.bincount(labels[(labels >= 0) & (labels < contract.num_classes)], minlength=contract.num_classes)
     return pd.DataFrame(
-        {"label": np.arange(contract.num_classes), "name": list(contract.classes), "count": counts, "share": counts / max(len(labels), 1)}
+        {
+            "label": np.arange(contract.num_classes),
+            "name": list(contract.classes),
+            "count": counts,
+            "share": counts / max(len(labels), 1),
+        }
     )
 
 
@@ -214,7 +225,9 @@ class Check:
     hint: Callable[[dict[str, Any]], str]
 
 
-def build_checks(contract: InputContract, config: ValidationConfig, samples: pd.DataFrame, clean_rows: pd.DataFrame) -> list[Check]:
+def build_checks(
+    contract: InputContract, config: ValidationConfig, samples: pd.DataFrame, clean_rows: pd.DataFrame
+) -> list[Check]:
     """The expectations, in the order they are reported."""
     import great_expectations.expectations as gxe
 
@@ -225,32 +238,77 @@ def build_checks(contract: InputContract, config: ValidationConfig, samples: pd.
     c, h, w = (int(v) for v in contract.input_shape)
     n = contract.num_classes
     shape = f"the model takes {c}x{h}x{w} (C x H x W) images; these are {_shapes(samples)}"
-    normalised = f"the model takes pixel values in [{lo:g}, {hi:g}]; undo any normalisation (give the model's --mean/--std instead)"
+    normalised = (
+        f"the model takes pixel values in [{lo:g}, {hi:g}]; "
+        "undo any normalisation (give the model's --mean/--std instead)"
+    )
     between, in_set = gxe.ExpectColumnValuesToBeBetween, gxe.ExpectColumnValuesToBeInSet
     return [
-        check("label_range", SAMPLES, between, lambda r: f"the model has {n} classes: labels must lie in [0, {n})", column="label", min_value=0, max_value=n - 1),
+        check(
+            "label_range",
+            SAMPLES,
+            between,
+            lambda r: f"the model has {n} classes: labels must lie in [0, {n})",
+            column="label",
+            min_value=0,
+            max_value=n - 1,
+        ),
         check("pixel_min", SAMPLES, between, lambda r: normalised, column="min", min_value=lo),
         check("pixel_max", SAMPLES, between, lambda r: _range_hint(samples, normalised), column="max", max_value=hi),
-        check("finite", SAMPLES, in_set, lambda r: "these images hold NaN or infinite pixels: fix or drop them", column="finite", value_set=[True]),
+        check(
+            "finite",
+            SAMPLES,
+            in_set,
+            lambda r: "these images hold NaN or infinite pixels: fix or drop them",
+            column="finite",
+            value_set=[True],
+        ),
         check("channels", SAMPLES, in_set, lambda r: shape, column="channels", value_set=[c]),
         check("height", SAMPLES, in_set, lambda r: shape, column="height", value_set=[h]),
         check("width", SAMPLES, in_set, lambda r: shape, column="width", value_set=[w]),
-        check("all_classes", CLEAN_SET, gxe.ExpectColumnDistinctValuesToContainSet,
-              lambda r: "the scan needs clean images of every class",
-              column="label", value_set=list(range(n))),
-        check("duplicates", CLEAN_SET, gxe.ExpectColumnProportionOfUniqueValuesToBeBetween,
-              lambda r: _duplicate_hint(clean_rows, samples, config.max_duplicate_share),
-              column="hash", min_value=1.0 - config.max_duplicate_share),
-        check("min_per_class", CLASSES, between,
-              lambda r: f"every class needs at least {config.min_per_class} clean images (ValidationConfig.min_per_class)",
-              column="count", min_value=config.min_per_class),
-        check("max_class_share", CLASSES, between,
-              lambda r: f"no class may hold more than {config.max_class_share:.0%} of the clean set (ValidationConfig.max_class_share)",
-              column="share", max_value=config.max_class_share),
-    ]  # fmt: skip
+        check(
+            "all_classes",
+            CLEAN_SET,
+            gxe.ExpectColumnDistinctValuesToContainSet,
+            lambda r: "the scan needs clean images of every class",
+            column="label",
+            value_set=list(range(n)),
+        ),
+        check(
+            "duplicates",
+            CLEAN_SET,
+            gxe.ExpectColumnProportionOfUniqueValuesToBeBetween,
+            lambda r: _duplicate_hint(clean_rows, samples, config.max_duplicate_share),
+            column="hash",
+            min_value=1.0 - config.max_duplicate_share,
+        ),
+        check(
+            "min_per_class",
+            CLASSES,
+            between,
+            lambda r: (
+                f"every class needs at least {config.min_per_class} clean images (ValidationConfig.min_per_class)"
+            ),
+            column="count",
+            min_value=config.min_per_class,
+        ),
+        check(
+            "max_class_share",
+            CLASSES,
+            between,
+            lambda r: (
+                f"no class may hold more than {config.max_class_share:.0%} of the clean set "
+                "(ValidationConfig.max_class_share)"
+            ),
+            column="share",
+            max_value=config.max_class_share,
+        ),
+    ]
 
 
-def run_great_expectations(tables: dict[str, pd.DataFrame], checks: list[Check]) -> tuple[tuple[ExpectationOutcome, ...], str]:
+def run_great_expectations(
+    tables: dict[str, pd.DataFrame], checks: list[Check]
+) -> tuple[tuple[ExpectationOutcome, ...], str]:
     """Validate each table against its checks in an ephemeral context (call within
     :func:`quiet_great_expectations`); outcomes in ``checks`` order, and the engine."""
     import great_expectations as gx
@@ -266,8 +324,16 @@ def run_great_expectations(tables: dict[str, pd.DataFrame], checks: list[Check])
             suite.add_expectation(check.expectation)
         if not suite.expectations:
             continue
-        batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
-        fmt = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLES, "unexpected_index_column_names": [TABLE_KEYS[table]]}
+        batch = (
+            source.add_dataframe_asset(table)
+            .add_batch_definition_whole_dataframe("all")
+            .get_batch(batch_parameters={"dataframe": frame})
+        )
+        fmt = {
+            "result_format": "SUMMARY",
+            "partial_unexpected_count": EXAMPLES,
+            "unexpected_index_column_names": [TABLE_KEYS[table]],
+        }
         for r in batch.validate(suite, result_format=fmt).results:
             results[r.expectation_config.meta["check"]] = r
     return tuple(_outcome(check, results[check.name]) for check in checks), f"great_expectations {gx.__version__}"
@@ -303,7 +369,9 @@ def quiet_great_expectations() -> Iterator[None]:
 
 def _outcome(check: Check, result: Any) -> ExpectationOutcome:
     if result.exception_info.get("raised_exception"):  # a bug on our side, not a data problem
-        raise RuntimeError(f"Great Expectations could not evaluate {check.name}: {result.exception_info.get('exception_message')}")
+        raise RuntimeError(
+            f"Great Expectations could not evaluate {check.name}: {result.exception_info.get('exception_message')}"
+        )
     details = result.result
     kwargs = {k: v for k, v in result.expectation_config.kwargs.items() if k not in ("batch_id",)}
     mapped = "unexpected_count" in details
@@ -327,14 +395,20 @@ def _outcome(check: Check, result: Any) -> ExpectationOutcome:
 def _range_hint(samples: pd.DataFrame, otherwise: str) -> str:
     top, bottom = float(samples["max"].max()), float(samples["min"].min())
     if looks_like_0_255(bottom, top):
-        return f"pixel values reach {top:g}: these look like 0-255 images stored as floats; divide them by 255 (or store uint8)"
+        return (
+            f"pixel values reach {top:g}: these look like 0-255 images stored as floats; "
+            "divide them by 255 (or store uint8)"
+        )
     return otherwise
 
 
 def _duplicate_hint(clean_rows: pd.DataFrame, samples: pd.DataFrame, limit: float) -> str:
     copied = clean_rows["hash"][clean_rows["hash"].duplicated()].unique()[:3]
     groups = [samples.loc[samples["hash"] == h, "index"].tolist()[:5] for h in copied]
-    return f"{duplicate_share(clean_rows):.1%} of the clean images copy another (limit {limit:.0%}); identical images at indices {groups}"
+    return (
+        f"{duplicate_share(clean_rows):.1%} of the clean images copy another (limit {limit:.0%}); identical images at "
+        f"indices {groups}"
+    )
 
 
 def _shapes(samples: pd.DataFrame) -> str:

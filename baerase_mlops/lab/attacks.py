@@ -395,7 +395,12 @@ def attack_from_params(params: dict[str, Any]) -> Attack:
     if name == "blended":
         return Blended(alpha=float(p["alpha"]), trigger_seed=int(p["trigger_seed"]))
     if name == "wanet":
-        return WaNet(strength=float(p["strength"]), grid=int(p["grid"]), noise_share=float(p["noise_share"]), trigger_seed=int(p["trigger_seed"]))
+        return WaNet(
+            strength=float(p["strength"]),
+            grid=int(p["grid"]),
+            noise_share=float(p["noise_share"]),
+            trigger_seed=int(p["trigger_seed"]),
+        )
     if name == "sig":
         return SIG(delta=float(p["delta"]), frequency=int(p["frequency"]))
     if name in ("badnets", "trojan", "sticker"):

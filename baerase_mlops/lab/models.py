@@ -164,7 +164,11 @@ def resnet_narrow(input_shape: Sequence[int], num_classes: int, width: int = 16,
     is He et al.'s ResNet-20; 2 blocks (ResNet-14) keeps an epoch of 16,000 CIFAR images
     within a minute or two on 2 CPU cores."""
     channels = input_shape[0]
-    layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(channels, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+    ]
     c_in = width
     for stage, mult in enumerate((1, 2, 4)):
         for block in range(blocks):

@@ -47,7 +47,15 @@ def train_and_save(
     except ValueError as exc:
         raise UsageError(f"--arch {config.architecture} on {dataset_uri}: {exc}") from exc
     try:
-        attack = make_attack(attack_name, data.input_shape, size=size, position=position, pattern=pattern, alpha=alpha, trigger_seed=trigger_seed)
+        attack = make_attack(
+            attack_name,
+            data.input_shape,
+            size=size,
+            position=position,
+            pattern=pattern,
+            alpha=alpha,
+            trigger_seed=trigger_seed,
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     result = train_lab_model(data, attack, target, config, device=device, progress=progress)

@@ -55,7 +55,9 @@ def true_attack(spec: ModelSpec) -> tuple[Attack, int] | None:
     return attack_from_params(params), int(spec.attack["target"])
 
 
-def real_asr(model: nn.Module, test: ImageSet, attack: Attack, target: int, device: torch.device, seed: int = 0) -> float:
+def real_asr(
+    model: nn.Module, test: ImageSet, attack: Attack, target: int, device: torch.device, seed: int = 0
+) -> float:
     """ASR with the attacker's own trigger; random positions drawn with ``seed``."""
     gen = torch.Generator().manual_seed(seed)
     return attack_success_rate(model, test.x, test.y, target, lambda x: attack.apply(x, gen), device)
@@ -111,12 +113,18 @@ def train_lab_model(
         seed=config.seed,
         attack={**attack.params(), "target": target, "poison_rate": rate},
         training={
-            "epochs": config.epochs, "batch_size": config.batch_size, "lr": config.lr, "optimizer": config.optimizer,
-            "weight_decay": config.weight_decay, "augment": config.augment,
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "lr": config.lr,
+            "optimizer": config.optimizer,
+            "weight_decay": config.weight_decay,
+            "augment": config.augment,
             # What the poisoning came to: a clean-label attack can stamp at most the target class.
-            "poisoned_images": int(poisoned.sum()), "noise_mode_images": int(noisy.sum()), "training_images": len(train),
+            "poisoned_images": int(poisoned.sum()),
+            "noise_mode_images": int(noisy.sum()),
+            "training_images": len(train),
         },
-    )  # fmt: skip
+    )
     model = spec.build().to(dev)
     _fit(model, train, poisoned, noisy, attack, target, config, dev, gen, progress)
     model.eval()
@@ -126,7 +134,9 @@ def train_lab_model(
     return LabResult(model.cpu(), spec, acc, asr)
 
 
-def choose_poisoned(y: torch.Tensor, target: int, rate: float, gen: torch.Generator, *, clean_label: bool = False) -> torch.Tensor:
+def choose_poisoned(
+    y: torch.Tensor, target: int, rate: float, gen: torch.Generator, *, clean_label: bool = False
+) -> torch.Tensor:
     """A boolean mask over the training set: the images to stamp.
 
     Dirty-label: ``rate`` of the set, drawn from the non-target classes (each one teaches the
@@ -192,7 +202,9 @@ def augment_batch(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Ten
 
 def _optimizer(model: nn.Module, config: LabConfig, total_steps: int):
     if config.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+        )
         # One-cycle: the schedule that gets a CIFAR net to its accuracy in the fewest epochs.
         return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total_steps, pct_start=0.25)
     return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay), None

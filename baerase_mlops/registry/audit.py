@@ -35,7 +35,10 @@ FINDINGS = {
     "backdoor": ("error", "carries a backdoor and no cleaned version of it is registered"),
     "backdoor-cleaned": ("warning", "carries a backdoor; a cleaned version is registered: promote that one"),
     "cleaned-outside-bounds": ("warning", "a cleaned version whose ASR or accuracy loss is outside the gate's bounds"),
-    "cleaned-unverified": ("warning", "a cleaned version whose ASR was not measured by an independent re-scan (asr_kind is not verified)"),
+    "cleaned-unverified": (
+        "warning",
+        "a cleaned version whose ASR was not measured by an independent re-scan (asr_kind is not verified)",
+    ),
     "scan-error": ("warning", "the scan could not judge the model"),
     "unknown-verdict": ("warning", "the baerase.verdict tag holds no verdict this tool knows"),
     "not-scanned": ("warning", "never scanned: nothing is known about a backdoor"),
@@ -85,18 +88,30 @@ class AuditRow:
 
 
 def audit_versions(
-    client, target: str | None, registry: bool, base: JobSettings, filter_string: str | None = None,
-    data_override: str | None = None, page_size: int = 100, policy: GatePolicy = DEFAULT_POLICY,
+    client,
+    target: str | None,
+    registry: bool,
+    base: JobSettings,
+    filter_string: str | None = None,
+    data_override: str | None = None,
+    page_size: int = 100,
+    policy: GatePolicy = DEFAULT_POLICY,
 ) -> list[AuditRow]:
     """Rows for ``target`` (``models:/name`` for every version, or one version's URI), or for
     the whole registry (``registry``, optionally filtered)."""
     if registry == (target is not None):
-        raise UsageError("give a model URI or --registry, not both" if registry else "give a model URI (models:/name, models:/name/N, models:/name@alias) or --registry")
+        raise UsageError(
+            "give a model URI or --registry, not both"
+            if registry
+            else "give a model URI (models:/name, models:/name/N, models:/name@alias) or --registry"
+        )
     if filter_string and not registry:
         raise UsageError("--filter selects registered models: use it with --registry")
     versions = walk_registry(client, filter_string, page_size) if registry else _target_versions(client, target)
     if not versions:
-        raise NothingToScanError(f"nothing to audit: {'no version matches ' + repr(filter_string) if filter_string else 'no model versions'}")
+        raise NothingToScanError(
+            f"nothing to audit: {'no version matches ' + repr(filter_string) if filter_string else 'no model versions'}"
+        )
     known = {(v.name, v.version) for v in versions}
     return [
         AuditRow(v, is_current(settings_for(base, v, data_override), v), _successor(client, v, known), policy)
@@ -120,10 +135,12 @@ def audit_exit_code(rows: list[AuditRow], strict: bool = False, *, one_version: 
       version even with a cleaned successor, a cleaned version outside the bounds).
     Else 0."""
     failing = any(
-        (one_version and row.backdoor) or row.unguarded_alias or row.finding == "backdoor"
+        (one_version and row.backdoor)
+        or row.unguarded_alias
+        or row.finding == "backdoor"
         or (strict and row.finding not in (None, "stale"))
         for row in rows
-    )  # fmt: skip
+    )
     return ExitCode.BACKDOOR if failing else ExitCode.PASSED
 
 

@@ -40,14 +40,29 @@ def ensure_demo_model(progress: Progress = no_progress) -> str:
     data = load_images("builtin:mnist")
     result = train_lab_model(data, make_attack("badnets", data.input_shape), target=0, progress=progress)
     mv = register_lab_model(result.model, result.spec, DEMO_MODEL)
-    print(f"demo model: BadNets toward class 0, clean accuracy {result.accuracy:.2%}, ASR {result.asr:.2%}; registered as models:/{DEMO_MODEL}/{mv.version}")
+    print(
+        f"demo model: BadNets toward class 0, clean accuracy {result.accuracy:.2%}, ASR {result.asr:.2%}; registered "
+        f"as models:/{DEMO_MODEL}/{mv.version}"
+    )
     return f"models:/{DEMO_MODEL}/{mv.version}"
 
 
 def run_project(model_uri: str, tracking_uri: str) -> int:
     """``mlflow run <project> -P model_uri=... --env-manager local``, streaming its output."""
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [str(bin_dir / "mlflow"), "run", str(project_root()), "-P", f"model_uri={model_uri}", "--env-manager", "local"]
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    cmd = [
+        str(bin_dir / "mlflow"),
+        "run",
+        str(project_root()),
+        "-P",
+        f"model_uri={model_uri}",
+        "--env-manager",
+        "local",
+    ]
     print("$ " + " ".join(cmd[1:]))
     return subprocess.call(cmd, env=env, cwd=project_root())

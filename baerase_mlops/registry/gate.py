@@ -69,7 +69,11 @@ def evaluate(info: VersionInfo, current: bool, policy: GatePolicy, successor: st
         return _decided("not-scanned", f"{info.uri} was never scanned")
     if verdict == "backdoor":
         cleaned = successor or info.tags.get(T.CLEANED_VERSION)
-        hint = f"; its cleaned version is models:/{info.name}/{cleaned}: gate that one" if cleaned else "; no cleaned version was registered"
+        hint = (
+            f"; its cleaned version is models:/{info.name}/{cleaned}: gate that one"
+            if cleaned
+            else "; no cleaned version was registered"
+        )
         found = (
             f"{info.uri} carries a backdoor (flagged classes {tag(T.FLAGGED_CLASSES, '?')}, "
             f"anomaly index {tag(T.ANOMALY_INDEX, '?')})"
@@ -82,7 +86,9 @@ def evaluate(info: VersionInfo, current: bool, policy: GatePolicy, successor: st
         return _decided("stale", f"{info.uri} has a stale verdict ({verdict}, {by}): scan it again")
     if verdict == "clean":
         advisory = f"; {info.tags[T.ADVISORY]}" if T.ADVISORY in info.tags else ""
-        return _decided("clean", f"no backdoor found in {info.uri} (anomaly index {tag(T.ANOMALY_INDEX, '?')}{advisory})")
+        return _decided(
+            "clean", f"no backdoor found in {info.uri} (anomaly index {tag(T.ANOMALY_INDEX, '?')}{advisory})"
+        )
     if verdict == "cleaned":
         return _within_bounds(info, policy)
     return _decided("unknown-verdict", f"{info.uri} has an unknown verdict {verdict!r}")
@@ -90,19 +96,27 @@ def evaluate(info: VersionInfo, current: bool, policy: GatePolicy, successor: st
 
 def _within_bounds(info: VersionInfo, policy: GatePolicy) -> Decision:
     recorded = info.recorded
-    asr, before, after = recorded.number(T.ASR_AFTER), recorded.number(T.ACCURACY_BEFORE), recorded.number(T.ACCURACY_AFTER)
+    asr, before, after = (
+        recorded.number(T.ASR_AFTER),
+        recorded.number(T.ACCURACY_BEFORE),
+        recorded.number(T.ACCURACY_AFTER),
+    )
     outside = "cleaned-outside-bounds"
     if asr is None or before is None or after is None:
         return _decided(outside, f"{info.uri} is a cleaned version without its ASR and accuracy tags")
     if info.tags.get(T.ASR_KIND) != "verified":
-        return _decided("cleaned-unverified", f"{info.uri} is a cleaned version whose ASR was not verified by an independent scan")
+        return _decided(
+            "cleaned-unverified", f"{info.uri} is a cleaned version whose ASR was not verified by an independent scan"
+        )
     if asr > policy.max_asr:
         return _decided(outside, f"{info.uri} was cleaned, but its ASR {asr:.2%} exceeds {policy.max_asr:.2%}")
     if before - after > policy.max_accuracy_drop + 1e-9:
         lost = f"lost {before - after:.2%} accuracy (at most {policy.max_accuracy_drop:.2%})"
         return _decided(outside, f"{info.uri} was cleaned, but {lost}")
     source = info.tags.get(T.SOURCE_VERSION, "?")
-    return _decided("cleaned", f"{info.uri} was cleaned from version {source}: ASR {asr:.2%}, accuracy {before:.2%} -> {after:.2%}")
+    return _decided(
+        "cleaned", f"{info.uri} was cleaned from version {source}: ASR {asr:.2%}, accuracy {before:.2%} -> {after:.2%}"
+    )
 
 
 def judge(info: VersionInfo, base: JobSettings, policy: GatePolicy, data_override: str | None = None) -> Decision:
@@ -122,7 +136,16 @@ def check_alias(alias: str) -> None:
         raise UsageError(f"--alias {alias!r}: {exc.message}") from None
 
 
-def run_gate(client, model_uri: str, alias: str, base: JobSettings, policy: GatePolicy = GatePolicy(), data_override: str | None = None, erase: bool = True, progress: Progress = no_progress) -> GateResult:
+def run_gate(
+    client,
+    model_uri: str,
+    alias: str,
+    base: JobSettings,
+    policy: GatePolicy = GatePolicy(),
+    data_override: str | None = None,
+    erase: bool = True,
+    progress: Progress = no_progress,
+) -> GateResult:
     """Scan ``model_uri`` if its verdict is not current (erasing a found backdoor when ``erase``),
     then set ``alias`` on it if it passed; otherwise leave the alias alone."""
     from baerase_mlops.registry.job import run_job
@@ -131,7 +154,10 @@ def run_gate(client, model_uri: str, alias: str, base: JobSettings, policy: Gate
     check_alias(alias)
     ref = resolve_model_uri(model_uri, client)
     if not ref.registered:
-        raise UsageError(f"{model_uri}: the gate promotes registry versions (models:/name/N or models:/name@alias), not {ref.kind} models")
+        raise UsageError(
+            f"{model_uri}: the gate promotes registry versions (models:/name/N or models:/name@alias), "
+            f"not {ref.kind} models"
+        )
     info = version_info(client, ref.name, ref.version)
     settings = settings_for(base, info, data_override)
     scan = None

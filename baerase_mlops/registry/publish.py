@@ -11,15 +11,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from baerase_mlops.errors import RegistryError
 from baerase_mlops.engine import ModelUnderTest
+from baerase_mlops.errors import RegistryError
 from baerase_mlops.lab.spec import save_lab_model
 from baerase_mlops.registry import tags as T
 
 CLEANED_ARTIFACT = "cleaned_model"
 
 
-def log_cleaned_model(mut: ModelUnderTest, cleaned: nn.Module, source_dir: Path, example: torch.Tensor, registered_name: str | None, lineage: dict[str, Any]):
+def log_cleaned_model(
+    mut: ModelUnderTest,
+    cleaned: nn.Module,
+    source_dir: Path,
+    example: torch.Tensor,
+    registered_name: str | None,
+    lineage: dict[str, Any],
+):
     """Log ``cleaned`` to the active run in ``mut.format``; register it under
     ``registered_name`` when given. Returns the new ModelVersion (or None) once it is READY."""
     import mlflow
@@ -34,7 +41,9 @@ def log_cleaned_model(mut: ModelUnderTest, cleaned: nn.Module, source_dir: Path,
             return None
         run = mlflow.active_run()
         client = mlflow.MlflowClient()
-        mv = client.create_model_version(registered_name, f"{run.info.artifact_uri}/{CLEANED_ARTIFACT}", run_id=run.info.run_id)
+        mv = client.create_model_version(
+            registered_name, f"{run.info.artifact_uri}/{CLEANED_ARTIFACT}", run_id=run.info.run_id
+        )
         return wait_until_ready(client, registered_name, mv.version)
     source = Model.load(str(source_dir / "MLmodel"))
     requirements = source_dir / "requirements.txt"

@@ -62,7 +62,9 @@ class RegistryScanResult:
     def open_backdoors(self) -> list[str]:
         """Versions that carry a backdoor with no cleaned version: scanned now or before."""
         now = [r.model for r in self.results if r.verdict == "backdoor" and r.new_version is None]
-        before = [v.uri for v in self.plan.current if v.recorded.verdict == "backdoor" and T.CLEANED_VERSION not in v.tags]
+        before = [
+            v.uri for v in self.plan.current if v.recorded.verdict == "backdoor" and T.CLEANED_VERSION not in v.tags
+        ]
         return now + before
 
     def exit_code(self) -> ExitCode:
@@ -86,7 +88,9 @@ def plan_scan(versions: list[VersionInfo], base: JobSettings, data_override: str
     return plan
 
 
-def run_local(jobs: list[JobSettings], mode: str, workers: int, tracking_uri: str | None, on_done: OnDone) -> list[VersionScan]:
+def run_local(
+    jobs: list[JobSettings], mode: str, workers: int, tracking_uri: str | None, on_done: OnDone
+) -> list[VersionScan]:
     """A pool of ``workers`` processes (spawned: torch and fork do not mix), each its share of the CPUs."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -96,13 +100,20 @@ def run_local(jobs: list[JobSettings], mode: str, workers: int, tracking_uri: st
     workers = min(workers, len(jobs))
     results = []
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker, initargs=(tracking_uri, threads_per_worker(workers))) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=init_worker, initargs=(tracking_uri, threads_per_worker(workers))
+    ) as pool:
         futures = {pool.submit(scan_version, settings, mode): settings for settings in jobs}
         for future in as_completed(futures):
             try:
                 result = future.result()
             except Exception as exc:  # the worker process died (killed, out of memory)
-                result = VersionScan(futures[future].model_uri, "error", summary=f"the worker process died: {type(exc).__name__}: {exc}", retryable=True)
+                result = VersionScan(
+                    futures[future].model_uri,
+                    "error",
+                    summary=f"the worker process died: {type(exc).__name__}: {exc}",
+                    retryable=True,
+                )
             on_done(result)
             results.append(result)
     return results
@@ -115,7 +126,9 @@ def ray_gpus_per_task(device: str, cluster_gpus: float) -> float:
     return 1 if device == "auto" and cluster_gpus > 0 else 0
 
 
-def run_ray(jobs: list[JobSettings], mode: str, workers: int, tracking_uri: str | None, address: str | None, on_done: OnDone) -> list[VersionScan]:
+def run_ray(
+    jobs: list[JobSettings], mode: str, workers: int, tracking_uri: str | None, address: str | None, on_done: OnDone
+) -> list[VersionScan]:
     """One Ray task per version, at most ``workers`` in flight; GPUs requested when the scan uses CUDA.
 
     Connects to ``address`` (or ``RAY_ADDRESS``); without either, starts a local instance of
@@ -147,7 +160,12 @@ def run_ray(jobs: list[JobSettings], mode: str, workers: int, tracking_uri: str 
             try:
                 result = ray.get(done[0])
             except Exception as exc:  # the task's worker died
-                result = VersionScan(settings.model_uri, "error", summary=f"the Ray task failed: {type(exc).__name__}: {exc}", retryable=True)
+                result = VersionScan(
+                    settings.model_uri,
+                    "error",
+                    summary=f"the Ray task failed: {type(exc).__name__}: {exc}",
+                    retryable=True,
+                )
             on_done(result)
             results.append(result)
         return results
@@ -181,7 +199,11 @@ def run_registry_scan(
     started, clock = T.now(), time.monotonic()
     versions = walk_registry(client, filter_string, config.page_size)
     if not versions:
-        raise NothingToScanError(f"no registered model version matches {filter_string!r}" if filter_string else "the registry holds no model versions")
+        raise NothingToScanError(
+            f"no registered model version matches {filter_string!r}"
+            if filter_string
+            else "the registry holds no model versions"
+        )
     plan = plan_scan(versions, base, data_override)
     on_plan(plan)
     mode = "main" if config.erase else "scan"
@@ -202,9 +224,15 @@ def check_metrics_file(path: Path) -> None:
     ``*.prom`` files, and the folder must exist."""
     path = Path(path)
     if path.suffix != ".prom":
-        raise UsageError(f"--metrics-file {path}: node-exporter's textfile collector reads only *.prom files; name it {path.stem}.prom")
+        raise UsageError(
+            f"--metrics-file {path}: node-exporter's textfile collector reads only *.prom files; name it "
+            f"{path.stem}.prom"
+        )
     if not path.parent.is_dir():
-        raise UsageError(f"--metrics-file {path}: no folder {path.parent} (point it at the textfile collector's --collector.textfile.directory)")
+        raise UsageError(
+            f"--metrics-file {path}: no folder {path.parent} (point it at the textfile collector's "
+            "--collector.textfile.directory)"
+        )
 
 
 def write_metrics_file(result: RegistryScanResult, path: Path) -> None:
@@ -214,13 +242,21 @@ def write_metrics_file(result: RegistryScanResult, path: Path) -> None:
     from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
     registry = CollectorRegistry()
-    versions = Gauge("baerase_registry_scan_versions", "Versions in the last registry scan, by outcome.", ["outcome"], registry=registry)
+    versions = Gauge(
+        "baerase_registry_scan_versions",
+        "Versions in the last registry scan, by outcome.",
+        ["outcome"],
+        registry=registry,
+    )
     for outcome, n in result.counts().items():
         versions.labels(outcome).set(n)
     gauges = {
         "open_backdoors": ("Versions carrying a backdoor with no cleaned version.", len(result.open_backdoors())),
         "duration_seconds": ("Seconds the last registry scan took.", result.seconds),
-        "exit_code": ("Exit code of the last registry scan (0 passed, 1 open backdoor, 2 a scan failed).", int(result.exit_code())),
+        "exit_code": (
+            "Exit code of the last registry scan (0 passed, 1 open backdoor, 2 a scan failed).",
+            int(result.exit_code()),
+        ),
         # Alert on time() minus this: a scan that stopped running writes nothing at all.
         "last_finished_timestamp_seconds": ("When the last registry scan finished (Unix time).", time.time()),
     }
@@ -229,7 +265,9 @@ def write_metrics_file(result: RegistryScanResult, path: Path) -> None:
     write_to_textfile(str(path), registry)
 
 
-def record_summary(result: RegistryScanResult, base: JobSettings, config: RegistryScanConfig, out_dir: Path | None) -> None:
+def record_summary(
+    result: RegistryScanResult, base: JobSettings, config: RegistryScanConfig, out_dir: Path | None
+) -> None:
     """The summary as an MLflow run in ``config.experiment`` holding it as files (JSON,
     Markdown, HTML), which also go to ``out_dir`` when given."""
     import tempfile
@@ -241,13 +279,24 @@ def record_summary(result: RegistryScanResult, base: JobSettings, config: Regist
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(config.experiment)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(config.experiment)
-    with mlflow.start_run(experiment_id=experiment_id, run_name="baerase scan-registry") as run, tempfile.TemporaryDirectory(prefix="baerase-") as tmp:
+    with (
+        mlflow.start_run(experiment_id=experiment_id, run_name="baerase scan-registry") as run,
+        tempfile.TemporaryDirectory(prefix="baerase-") as tmp,
+    ):
         result.run_id = run.info.run_id
         params = {
-            "filter": result.filter or "", "executor": result.executor, "workers": config.workers, "erase": config.erase,
-            "tool_version": __version__, "recovery_steps": base.recovery_steps, "threshold": base.threshold, "method": base.method,
-        }  # fmt: skip
-        mlflow.log_params({f"registry_scan.{k}": v for k, v in params.items()})  # prefixed: `mlflow run` logs its own parameters
+            "filter": result.filter or "",
+            "executor": result.executor,
+            "workers": config.workers,
+            "erase": config.erase,
+            "tool_version": __version__,
+            "recovery_steps": base.recovery_steps,
+            "threshold": base.threshold,
+            "method": base.method,
+        }
+        mlflow.log_params(
+            {f"registry_scan.{k}": v for k, v in params.items()}
+        )  # prefixed: `mlflow run` logs its own parameters
         mlflow.log_metrics({**{k: float(v) for k, v in result.counts().items()}, "seconds": result.seconds})
         files = write_registry_summary(result, Path(out_dir) if out_dir else Path(tmp))
         for path in files.values():

@@ -11,6 +11,10 @@ def print_outcome(outcome: JobOutcome) -> None:
     if outcome.tags:
         stdout.print(key_value_table(f"tags on {outcome.model}", sorted(outcome.tags.items())))
     if outcome.new_version_tags:
-        stdout.print(key_value_table(f"tags on the cleaned version {outcome.new_version}", sorted(outcome.new_version_tags.items())))
+        stdout.print(
+            key_value_table(
+                f"tags on the cleaned version {outcome.new_version}", sorted(outcome.new_version_tags.items())
+            )
+        )
     if outcome.run_id:
         stdout.print(f"MLflow run: {outcome.run_id}")

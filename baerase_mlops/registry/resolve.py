@@ -41,14 +41,20 @@ def check_tracking_server(tracking_uri: str, timeout: float = 5.0) -> None:
     try:
         requests.get(tracking_uri.rstrip("/") + "/health", timeout=timeout)
     except requests.RequestException as exc:
-        raise RegistryError(f"cannot reach the MLflow tracking server at {tracking_uri} ({type(exc).__name__})") from exc
+        raise RegistryError(
+            f"cannot reach the MLflow tracking server at {tracking_uri} ({type(exc).__name__})"
+        ) from exc
 
 
 def is_not_found(exc: Exception) -> bool:
     """The registry answered "no such thing" (rather than failing to answer)."""
     from mlflow.exceptions import MlflowException
 
-    return isinstance(exc, MlflowException) and exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+    return isinstance(exc, MlflowException) and exc.error_code in (
+        "RESOURCE_DOES_NOT_EXIST",
+        "NOT_FOUND",
+        "INVALID_PARAMETER_VALUE",
+    )
 
 
 def _registered_model_exists(client, name: str) -> bool:
@@ -73,17 +79,28 @@ def resolve_model_uri(uri: str, client) -> ModelRef:
     if uri.startswith("models:/"):
         match = _REGISTRY.match(uri)
         if not match:
-            raise RegistryError(f"{uri}: expected models:/<name>/<version>, models:/<name>@<alias> or models:/<name>/latest")
+            raise RegistryError(
+                f"{uri}: expected models:/<name>/<version>, models:/<name>@<alias> or models:/<name>/latest"
+            )
         name, version, alias = match["name"], match["version"], match["alias"]
         if version is not None and not version.isdigit() and version != "latest":
-            raise RegistryError(f"{uri}: model stages such as {version!r} are deprecated; use a version number or an alias (models:/{name}@<alias>)")
+            raise RegistryError(
+                f"{uri}: model stages such as {version!r} are deprecated; use a version number or an alias "
+                f"(models:/{name}@<alias>)"
+            )
         try:
             if alias is not None:
                 mv = client.get_model_version_by_alias(name, alias)
             elif version == "latest":
-                found = client.search_model_versions(f"name = '{name}'", max_results=1, order_by=["version_number DESC"])
+                found = client.search_model_versions(
+                    f"name = '{name}'", max_results=1, order_by=["version_number DESC"]
+                )
                 if not found:
-                    raise RegistryError(f"registered model {name!r} has no versions" if _registered_model_exists(client, name) else f"registered model {name!r} does not exist")
+                    raise RegistryError(
+                        f"registered model {name!r} has no versions"
+                        if _registered_model_exists(client, name)
+                        else f"registered model {name!r} does not exist"
+                    )
                 mv = found[0]
             else:
                 mv = client.get_model_version(name, version)
@@ -95,7 +112,9 @@ def resolve_model_uri(uri: str, client) -> ModelRef:
             if alias is not None:
                 raise RegistryError(f"registered model {name!r} has no alias {alias!r}") from exc
             raise RegistryError(f"registered model {name!r} has no version {version}") from exc
-        return ModelRef(uri, "registry", f"models:/{name}/{mv.version}", name=name, version=str(mv.version), run_id=mv.run_id)
+        return ModelRef(
+            uri, "registry", f"models:/{name}/{mv.version}", name=name, version=str(mv.version), run_id=mv.run_id
+        )
     if uri.startswith("runs:/"):
         match = _RUN.match(uri)
         if not match:

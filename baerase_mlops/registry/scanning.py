@@ -52,7 +52,9 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def scan_version(settings: JobSettings, mode: str = "main", tracking_uri: str | None = None, threads: int | None = None) -> VersionScan:
+def scan_version(
+    settings: JobSettings, mode: str = "main", tracking_uri: str | None = None, threads: int | None = None
+) -> VersionScan:
     """Run the job on ``settings.model_uri`` (a registry version); never raises."""
     from baerase_mlops.registry.job import run_job
 
@@ -62,14 +64,20 @@ def scan_version(settings: JobSettings, mode: str = "main", tracking_uri: str | 
     try:
         outcome = run_job(settings, mode)
     except RegistryError as exc:
-        return VersionScan(settings.model_uri, "error", summary=str(exc), seconds=time.monotonic() - start, retryable=True)
+        return VersionScan(
+            settings.model_uri, "error", summary=str(exc), seconds=time.monotonic() - start, retryable=True
+        )
     except BaeraseError as exc:
         record_error(settings, str(exc))
         return VersionScan(settings.model_uri, "error", "error", summary=str(exc), seconds=time.monotonic() - start)
     except Exception as exc:  # a bug must not stop a registry-wide scan; it is reported, not recorded
-        return VersionScan(settings.model_uri, "error", summary=f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - start)
+        return VersionScan(
+            settings.model_uri, "error", summary=f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - start
+        )
     action = "reused" if outcome.reused else "scanned"
-    return VersionScan(settings.model_uri, action, outcome.verdict, outcome.new_version, outcome.summary, time.monotonic() - start)
+    return VersionScan(
+        settings.model_uri, action, outcome.verdict, outcome.new_version, outcome.summary, time.monotonic() - start
+    )
 
 
 def record_error(settings: JobSettings, message: str) -> None:

@@ -84,7 +84,11 @@ class RecordedVerdict:
 
     def is_current(self, tool_version: str, settings_hash: str) -> bool:
         """A verdict counts only if this tool version wrote it with these settings."""
-        return self.verdict is not None and self.tags.get(TOOL_VERSION) == tool_version and self.tags.get(CONFIG_HASH) == settings_hash
+        return (
+            self.verdict is not None
+            and self.tags.get(TOOL_VERSION) == tool_version
+            and self.tags.get(CONFIG_HASH) == settings_hash
+        )
 
     def number(self, tag: str) -> float | None:
         value = self.tags.get(tag, "")
@@ -101,7 +105,10 @@ def scan_strength(tags: dict[str, str]) -> tuple[int, float]:
 
     recorded = RecordedVerdict(tags)
     steps, threshold = recorded.number(RECOVERY_STEPS), recorded.number(THRESHOLD)
-    return (int(steps) if steps is not None else RecoveryConfig.steps, threshold if threshold is not None else DetectionConfig.threshold)
+    return (
+        int(steps) if steps is not None else RecoveryConfig.steps,
+        threshold if threshold is not None else DetectionConfig.threshold,
+    )
 
 
 def weaker_than_recorded(steps: int, threshold: float, tags: dict[str, str]) -> bool:

@@ -101,7 +101,9 @@ def registry_errors(tracking_uri: str, stage: object) -> Iterator[None]:
     try:
         yield
     except (MlflowException, requests.RequestException, ConnectionError) as exc:
-        raise RegistryError(f"the MLflow tracking server at {tracking_uri} failed while {stage}: {_one_line(exc)}") from exc
+        raise RegistryError(
+            f"the MLflow tracking server at {tracking_uri} failed while {stage}: {_one_line(exc)}"
+        ) from exc
 
 
 def server_unreachable(exc: BaseException) -> bool:
@@ -110,7 +112,15 @@ def server_unreachable(exc: BaseException) -> bool:
     import mlflow
 
     text = getattr(exc, "message", None) or str(exc)
-    markers = ("Max retries exceeded", "Connection refused", "NewConnectionError", "Read timed out", "RemoteDisconnected", "Connection broken", "IncompleteRead")
+    markers = (
+        "Max retries exceeded",
+        "Connection refused",
+        "NewConnectionError",
+        "Read timed out",
+        "RemoteDisconnected",
+        "Connection broken",
+        "IncompleteRead",
+    )
     return any(m in text for m in markers) or not server_answers(mlflow.get_tracking_uri())
 
 

@@ -45,7 +45,9 @@ class VersionInfo:
         found by search carries none)."""
         version = str(mv.version)
         aliases = tuple(sorted(a for a, v in (model.aliases or {}).items() if str(v) == version))
-        return cls(mv.name, version, str(mv.status), dict(mv.tags or {}), aliases, mv.run_id or None, dict(model.tags or {}))
+        return cls(
+            mv.name, version, str(mv.status), dict(mv.tags or {}), aliases, mv.run_id or None, dict(model.tags or {})
+        )
 
 
 def data_uri_for(info: VersionInfo, override: str | None = None) -> str:
@@ -69,7 +71,9 @@ def is_current(settings: JobSettings, info: VersionInfo) -> bool:
     if T.RECOVERY_STEPS not in recorded.tags or T.THRESHOLD not in recorded.tags:
         return False
     steps, threshold = T.scan_strength(recorded.tags)
-    if T.weaker_than_recorded(steps, threshold, {T.RECOVERY_STEPS: str(settings.recovery_steps), T.THRESHOLD: str(settings.threshold)}):
+    if T.weaker_than_recorded(
+        steps, threshold, {T.RECOVERY_STEPS: str(settings.recovery_steps), T.THRESHOLD: str(settings.threshold)}
+    ):
         return False  # the recorded scan is the weaker one
     as_recorded = replace(settings, recovery_steps=steps, threshold=threshold)
     return recorded.is_current(__version__, T.config_hash(as_recorded.verdict_settings()))
@@ -88,12 +92,16 @@ def follow_pages(search: Callable, **kwargs) -> Iterator:
 
 def iter_registered_models(client, filter_string: str | None, page_size: int) -> Iterator:
     """Every registered model matching ``filter_string``."""
-    return follow_pages(partial(_search, client.search_registered_models), filter_string=filter_string or None, max_results=page_size)
+    return follow_pages(
+        partial(_search, client.search_registered_models), filter_string=filter_string or None, max_results=page_size
+    )
 
 
 def iter_model_versions(client, name: str, page_size: int) -> Iterator:
     """Every version of registered model ``name``."""
-    return follow_pages(partial(_search, client.search_model_versions), filter_string=f"name = '{_quote(name)}'", max_results=page_size)
+    return follow_pages(
+        partial(_search, client.search_model_versions), filter_string=f"name = '{_quote(name)}'", max_results=page_size
+    )
 
 
 def walk_registry(client, filter_string: str | None = None, page_size: int = 100) -> list[VersionInfo]:
@@ -107,7 +115,9 @@ def walk_registry(client, filter_string: str | None = None, page_size: int = 100
 def model_versions(client, name: str, page_size: int = 100) -> list[VersionInfo]:
     """Every version of one registered model (which must exist)."""
     model = _get_registered_model(client, name)
-    return sorted((VersionInfo.of(mv, model) for mv in iter_model_versions(client, name, page_size)), key=lambda v: int(v.version))
+    return sorted(
+        (VersionInfo.of(mv, model) for mv in iter_model_versions(client, name, page_size)), key=lambda v: int(v.version)
+    )
 
 
 def version_info(client, name: str, version: str) -> VersionInfo:
@@ -128,12 +138,18 @@ def _get_registered_model(client, name: str):
     try:
         return client.get_registered_model(name)
     except MlflowException as exc:
-        raise RegistryError(f"registered model {name!r} does not exist" if exc.error_code == "RESOURCE_DOES_NOT_EXIST" else f"registry error looking up {name!r}: {exc.message}") from exc
+        raise RegistryError(
+            f"registered model {name!r} does not exist"
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+            else f"registry error looking up {name!r}: {exc.message}"
+        ) from exc
 
 
 def _quote(name: str) -> str:
     if "'" in name:
-        raise RegistryError(f"registered model name {name!r} contains a quote, which registry search filters cannot express")
+        raise RegistryError(
+            f"registered model name {name!r} contains a quote, which registry search filters cannot express"
+        )
     return name
 
 
@@ -144,7 +160,9 @@ def _search(search, **kwargs):
         return search(**kwargs)
     except MlflowException as exc:
         if exc.error_code == "INVALID_PARAMETER_VALUE":
-            raise UsageError(f"the registry refused the search filter {kwargs.get('filter_string')!r}: {exc.message}") from exc
+            raise UsageError(
+                f"the registry refused the search filter {kwargs.get('filter_string')!r}: {exc.message}"
+            ) from exc
         raise RegistryError(f"registry search failed: {exc.message}") from exc
 
 

@@ -69,17 +69,28 @@ def audit_json(rows: list[AuditRow]) -> str:
 
 def _json_row(row: AuditRow) -> dict[str, Any]:
     return {
-        "model": row.info.name, "version": row.info.version, "uri": row.info.uri, "aliases": list(row.info.aliases),
-        "verdict": row.verdict, "current": row.current, "finding": row.finding, "successor": row.successor,
-        "anomaly_index": row.number(T.ANOMALY_INDEX), "flagged_classes": row.flagged_classes(),
-        "asr_before": row.number(T.ASR_BEFORE), "asr_after": row.number(T.ASR_AFTER),
-        "accuracy_before": row.number(T.ACCURACY_BEFORE), "accuracy_after": row.number(T.ACCURACY_AFTER),
+        "model": row.info.name,
+        "version": row.info.version,
+        "uri": row.info.uri,
+        "aliases": list(row.info.aliases),
+        "verdict": row.verdict,
+        "current": row.current,
+        "finding": row.finding,
+        "successor": row.successor,
+        "anomaly_index": row.number(T.ANOMALY_INDEX),
+        "flagged_classes": row.flagged_classes(),
+        "asr_before": row.number(T.ASR_BEFORE),
+        "asr_after": row.number(T.ASR_AFTER),
+        "accuracy_before": row.number(T.ACCURACY_BEFORE),
+        "accuracy_after": row.number(T.ACCURACY_AFTER),
         "tags": row.info.recorded.tags,
-    }  # fmt: skip
+    }
 
 
 def audit_markdown(rows: list[AuditRow]) -> str:
-    return f"# baerase audit\n\n{len(rows)} versions, tool version {__version__}\n\n" + markdown_table(HEADERS, [_cells(row) for row in rows])
+    return f"# baerase audit\n\n{len(rows)} versions, tool version {__version__}\n\n" + markdown_table(
+        HEADERS, [_cells(row) for row in rows]
+    )
 
 
 def audit_sarif(rows: list[AuditRow]) -> str:
@@ -87,7 +98,12 @@ def audit_sarif(rows: list[AuditRow]) -> str:
     A version is located by its registry URI (a logical location, and as the artifact URI)."""
     rule_ids = list(FINDINGS)
     rules = [
-        {"id": f"baerase/{rule}", "name": rule.title().replace("-", ""), "shortDescription": {"text": text}, "defaultConfiguration": {"level": level}}
+        {
+            "id": f"baerase/{rule}",
+            "name": rule.title().replace("-", ""),
+            "shortDescription": {"text": text},
+            "defaultConfiguration": {"level": level},
+        }
         for rule, (level, text) in FINDINGS.items()
     ]
     results = [_sarif_result(row, rule_ids) for row in rows if row.finding is not None]
@@ -103,21 +119,34 @@ def _sarif_result(row: AuditRow, rule_ids: list[str]) -> dict[str, Any]:
     finding = row.finding
     level, text = FINDINGS[finding]
     detail = {
-        "backdoor": f"flagged class(es) {row.flagged_classes()}, anomaly index {row.info.tags.get(T.ANOMALY_INDEX, '?')}",
+        "backdoor": (
+            f"flagged class(es) {row.flagged_classes()}, anomaly index {row.info.tags.get(T.ANOMALY_INDEX, '?')}"
+        ),
         "backdoor-cleaned": f"flagged class(es) {row.flagged_classes()}; cleaned version {row.successor}",
         "scan-error": row.info.tags.get(T.ERROR, ""),
         "not-scanned": "no baerase.verdict tag",
-        "stale": f"verdict {row.verdict} by baerase {row.info.tags.get(T.TOOL_VERSION, '?')}, settings {row.info.tags.get(T.CONFIG_HASH, '?')}",
+        "stale": (
+            f"verdict {row.verdict} by baerase {row.info.tags.get(T.TOOL_VERSION, '?')}, "
+            f"settings {row.info.tags.get(T.CONFIG_HASH, '?')}"
+        ),
     }.get(finding, row.decision.reason)
     return {
         "ruleId": f"baerase/{finding}",
         "ruleIndex": rule_ids.index(finding),
         "level": level,
         "message": {"text": f"{row.info.uri} {text} ({detail})"},
-        "locations": [{
-            "physicalLocation": {"artifactLocation": {"uri": row.info.uri}},
-            "logicalLocations": [{"name": f"{row.info.name}/{row.info.version}", "fullyQualifiedName": row.info.uri, "kind": "module"}],
-        }],  # fmt: skip
+        "locations": [
+            {
+                "physicalLocation": {"artifactLocation": {"uri": row.info.uri}},
+                "logicalLocations": [
+                    {
+                        "name": f"{row.info.name}/{row.info.version}",
+                        "fullyQualifiedName": row.info.uri,
+                        "kind": "module",
+                    }
+                ],
+            }
+        ],
         "partialFingerprints": {"registryVersion/v1": row.info.uri},
         "properties": {"verdict": row.verdict, "current": row.current, "aliases": list(row.info.aliases)},
     }

@@ -1,10 +1,10 @@
 """The scan report a person reads and a machine parses.
 
-    verdict.json    the verdict (machine-readable)
-    triggers.pt     the recovered trigger families (tensors only; ``erase --report`` reuses them)
-    norms.png       per-class smallest-trigger size, with the median and the flag boundary
-    triggers.png    every class's mask, masked pattern and a stamped example, one row each
-    class_KK.png    the same for class KK alone
+verdict.json    the verdict (machine-readable)
+triggers.pt     the recovered trigger families (tensors only; ``erase --report`` reuses them)
+norms.png       per-class smallest-trigger size, with the median and the flag boundary
+triggers.png    every class's mask, masked pattern and a stamped example, one row each
+class_KK.png    the same for class KK alone
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from baerase_mlops.jsonable import json_safe  # noqa: E402
 from baerase_mlops.core.recovery.base import RecoveryResult  # noqa: E402
 from baerase_mlops.core.recovery.families import family_from_dict, family_to_dict  # noqa: E402
 from baerase_mlops.core.scan import ScanResult, Verdict  # noqa: E402
@@ -107,7 +106,11 @@ def plot_triggers(verdict: Verdict, examples, labels: list[int], path: Path) -> 
         mask, pattern, stamped = examples[k]
         finding = verdict.classes[k]
         flag = "  FLAGGED" if finding.flagged else ""
-        _show(row[0], mask, f"class {k} ({finding.name}) mask{flag}\nL1 {finding.norm:.1f}, index {finding.anomaly_index:.2f}")
+        _show(
+            row[0],
+            mask,
+            f"class {k} ({finding.name}) mask{flag}\nL1 {finding.norm:.1f}, index {finding.anomaly_index:.2f}",
+        )
         _show(row[1], mask * pattern, "mask x pattern")
         _show(row[2], stamped, f"stamped example\nheld-out ASR {100 * finding.holdout_asr:.1f}%")
     fig.tight_layout()
@@ -123,7 +126,13 @@ def plot_norms(verdict: Verdict, path: Path) -> None:
     colours = ["#d62728" if c.flagged else "#1f77b4" for c in verdict.classes]
     ax.bar(range(len(norms)), norms, color=colours)
     ax.axhline(verdict.median_norm, color="gray", linewidth=1, label=f"median {verdict.median_norm:.1f}")
-    ax.axhline(max(boundary, 0.0), color="#d62728", linestyle="--", linewidth=1, label=f"flag below (index > {verdict.threshold:g})")
+    ax.axhline(
+        max(boundary, 0.0),
+        color="#d62728",
+        linestyle="--",
+        linewidth=1,
+        label=f"flag below (index > {verdict.threshold:g})",
+    )
     ax.set_xticks(range(len(norms)))
     ax.set_xticklabels([str(c.label) for c in verdict.classes], fontsize=7)
     ax.set_xlabel("class")

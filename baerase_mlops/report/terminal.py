@@ -12,12 +12,21 @@ from baerase_mlops.report.console import percent
 
 def verdict_table(verdict: Verdict) -> Table:
     table = Table(title=f"recovered triggers ({verdict.method}, {verdict.device})", title_justify="left")
-    for name, justify in [("class", "right"), ("name", "left"), ("trigger size (L1)", "right"), ("anomaly index", "right"), ("held-out ASR", "right"), ("", "left")]:
+    for name, justify in [
+        ("class", "right"),
+        ("name", "left"),
+        ("trigger size (L1)", "right"),
+        ("anomaly index", "right"),
+        ("held-out ASR", "right"),
+        ("", "left"),
+    ]:
         table.add_column(name, justify=justify)
     for c in verdict.classes:
         style = "bold red" if c.flagged else None
         note = "FLAGGED" if c.flagged else ("" if c.reached else "no trigger reached the success threshold")
-        table.add_row(str(c.label), c.name, f"{c.norm:.1f}", f"{c.anomaly_index:.2f}", percent(c.holdout_asr), note, style=style)
+        table.add_row(
+            str(c.label), c.name, f"{c.norm:.1f}", f"{c.anomaly_index:.2f}", percent(c.holdout_asr), note, style=style
+        )
     return table
 
 
@@ -36,6 +45,10 @@ def erasure_table(metrics: dict[str, Any]) -> Table:
         if f"{key}_before" in metrics:
             table.add_row(label, percent(metrics[f"{key}_before"]), percent(metrics[f"{key}_after"]))
     if "verified_asr" in metrics:
-        table.add_row(f"verified ASR (fresh scan, {metrics['verification_images']} held-out images)", "", percent(metrics["verified_asr"]))
+        table.add_row(
+            f"verified ASR (fresh scan, {metrics['verification_images']} held-out images)",
+            "",
+            percent(metrics["verified_asr"]),
+        )
         table.add_row("verification", "", "passed" if metrics["verification_passed"] else "FAILED")
     return table

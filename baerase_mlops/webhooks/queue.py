@@ -125,7 +125,10 @@ class JobQueue:
         now = time.time() if now is None else now
         try:
             with self._transaction() as db:
-                db.execute("INSERT INTO deliveries (delivery_id, event, received_at) VALUES (?, ?, ?)", (delivery_id, event, now))
+                db.execute(
+                    "INSERT INTO deliveries (delivery_id, event, received_at) VALUES (?, ?, ?)",
+                    (delivery_id, event, now),
+                )
                 self._insert(db, jobs, delivery_id, now)
         except sqlite3.IntegrityError:
             return False
@@ -141,13 +144,18 @@ class JobQueue:
         for job in jobs:
             if job.kind not in KINDS:
                 raise ValueError(f"unknown job kind {job.kind!r}")
-            if job.kind == "scan" and db.execute(
-                "SELECT 1 FROM jobs WHERE kind = 'scan' AND name = ? AND version = ? AND state = 'running'", (job.name, job.version)
-            ).fetchone():
+            if (
+                job.kind == "scan"
+                and db.execute(
+                    "SELECT 1 FROM jobs WHERE kind = 'scan' AND name = ? AND version = ? AND state = 'running'",
+                    (job.name, job.version),
+                ).fetchone()
+            ):
                 continue  # a scan of that version is under way: a second one would find its verdict
             # A job already waiting for the same thing absorbs this one.
             db.execute(
-                "INSERT OR IGNORE INTO jobs (kind, name, version, alias, delivery_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO jobs (kind, name, version, alias, delivery_id, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (job.kind, job.name, job.version, job.alias, delivery_id, now, now),
             )
 
@@ -158,7 +166,8 @@ class JobQueue:
             while True:
                 row = db.execute(
                     "SELECT id, name, version, alias, attempts FROM jobs WHERE kind = ? AND "
-                    "((state = 'queued' AND not_before <= ?) OR (state = 'running' AND lease_until < ?)) ORDER BY id LIMIT 1",
+                    "((state = 'queued' AND not_before <= ?) OR (state = 'running' AND lease_until < ?)) "
+                    "ORDER BY id LIMIT 1",
                     (kind, now, now),
                 ).fetchone()
                 if row is None:
@@ -171,7 +180,8 @@ class JobQueue:
                     )
                     continue
                 db.execute(
-                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, worker = ?, updated_at = ? WHERE id = ?",
+                    "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?, worker = ?, "
+                    "updated_at = ? WHERE id = ?",
                     (now + lease_s, worker, now, job_id),
                 )
                 return Job(job_id, JobSpec(kind, name, version, alias), attempts + 1)
@@ -181,7 +191,8 @@ class JobQueue:
         now = time.time()
         with self._transaction() as db:
             cursor = db.execute(
-                "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND worker = ? AND state = 'running'", (now + lease_s, now, job.id, worker)
+                "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ? AND worker = ? AND state = 'running'",
+                (now + lease_s, now, job.id, worker),
             )
             return cursor.rowcount == 1
 
@@ -191,23 +202,31 @@ class JobQueue:
             raise ValueError(f"a job finishes done or failed, not {state!r}")
         with self._transaction() as db:
             db.execute(
-                "UPDATE jobs SET state = ?, result = ?, updated_at = ?, lease_until = 0 WHERE id = ? AND worker = ? AND state = 'running'",
+                "UPDATE jobs SET state = ?, result = ?, updated_at = ?, lease_until = 0 "
+                "WHERE id = ? AND worker = ? AND state = 'running'",
                 (state, result, time.time(), job.id, worker),
             )
 
-    def release(self, job: Job, worker: str, delay_s: float = 0.0, count_attempt: bool = True, result: str = "") -> None:
+    def release(
+        self, job: Job, worker: str, delay_s: float = 0.0, count_attempt: bool = True, result: str = ""
+    ) -> None:
         """Put a claimed job back, to be claimed again after ``delay_s`` (a retry, or a shutdown:
         ``count_attempt=False``); absorbed into an identical waiting job if there is one."""
         now = time.time()
         with self._transaction() as db:
             try:
                 db.execute(
-                    "UPDATE jobs SET state = 'queued', not_before = ?, lease_until = 0, worker = '', attempts = attempts - ?, result = ?, updated_at = ? "
+                    "UPDATE jobs SET state = 'queued', not_before = ?, lease_until = 0, worker = '', "
+                    "attempts = attempts - ?, result = ?, updated_at = ? "
                     "WHERE id = ? AND worker = ? AND state = 'running'",
                     (now + delay_s, 0 if count_attempt else 1, result, now, job.id, worker),
                 )
             except sqlite3.IntegrityError:
-                db.execute("UPDATE jobs SET state = 'done', result = 'superseded by the same job queued again', updated_at = ? WHERE id = ?", (now, job.id))
+                db.execute(
+                    "UPDATE jobs SET state = 'done', result = 'superseded by the same job queued again', "
+                    "updated_at = ? WHERE id = ?",
+                    (now, job.id),
+                )
 
     def forget_deliveries(self, before: float) -> int:
         """Drop delivery ids older than ``before``: deliveries that old are refused as stale anyway."""
@@ -216,7 +235,10 @@ class JobQueue:
 
     def record_holder(self, name: str, alias: str, version: str) -> None:
         with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO alias_holders (name, alias, version, seen_at) VALUES (?, ?, ?, ?)", (name, alias, version, time.time()))
+            db.execute(
+                "INSERT OR REPLACE INTO alias_holders (name, alias, version, seen_at) VALUES (?, ?, ?, ?)",
+                (name, alias, version, time.time()),
+            )
 
     def last_holder(self, name: str, alias: str) -> str | None:
         with self._connect() as db:
@@ -236,6 +258,8 @@ class JobQueue:
     def jobs(self, kind: str | None = None) -> list[Job]:
         with self._connect() as db:
             rows = db.execute(
-                "SELECT id, kind, name, version, alias, attempts, state, result FROM jobs WHERE ? IS NULL OR kind = ? ORDER BY id", (kind, kind)
+                "SELECT id, kind, name, version, alias, attempts, state, result FROM jobs "
+                "WHERE ? IS NULL OR kind = ? ORDER BY id",
+                (kind, kind),
             ).fetchall()
         return [Job(r[0], JobSpec(r[1], r[2], r[3], r[4]), r[5], r[6], r[7]) for r in rows]

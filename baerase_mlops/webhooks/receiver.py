@@ -170,9 +170,17 @@ def _uvicorn_config(app, options: ServeOptions):
     if options.ssl_certfile:
         tls = {"ssl_certfile": str(options.ssl_certfile), "ssl_keyfile": str(options.ssl_keyfile)}
     return uvicorn.Config(
-        app, host=options.host, port=options.port, workers=options.http_workers, factory=isinstance(app, str), **tls,
-        lifespan="off", access_log=False, log_config=None, server_header=False,
-    )  # fmt: skip
+        app,
+        host=options.host,
+        port=options.port,
+        workers=options.http_workers,
+        factory=isinstance(app, str),
+        **tls,
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
 
 
 def serve(receiver: Receiver, workers, options: ServeOptions, ready: Callable[[str], None] = lambda url: None) -> None:
@@ -190,7 +198,9 @@ def serve(receiver: Receiver, workers, options: ServeOptions, ready: Callable[[s
     try:
         if options.http_workers == 1:
             server = uvicorn.Server(_uvicorn_config(make_app(receiver), options))
-            announce = threading.Thread(target=_announce, args=(server, options.url, ready), name="baerase-ready", daemon=True)
+            announce = threading.Thread(
+                target=_announce, args=(server, options.url, ready), name="baerase-ready", daemon=True
+            )
             announce.start()
             server.run(sockets=[sock])
         else:
@@ -228,8 +238,8 @@ def _announce(server, url: str, ready: Callable[[str], None]) -> None:
 def check_secret(secret: str | None) -> str:
     if not secret or len(secret) < MIN_SECRET_CHARS:
         raise UsageError(
-            f"a webhook secret of at least {MIN_SECRET_CHARS} characters is required (--secret or BAERASE_WEBHOOK_SECRET): "
-            "without it anyone who reaches the receiver could queue scans and move aliases"
+            f"a webhook secret of at least {MIN_SECRET_CHARS} characters is required (--secret or "
+            "BAERASE_WEBHOOK_SECRET): without it anyone who reaches the receiver could queue scans and move aliases"
         )
     return secret
 
@@ -245,7 +255,15 @@ def register_webhook(client, url: str, secret: str, name: str = WEBHOOK_NAME, ev
     try:
         existing = [w for w in follow_pages(client.list_webhooks, max_results=100) if w.name == name]
         if existing:
-            return client.update_webhook(existing[0].webhook_id, url=url, events=list(events), secret=secret, status="ACTIVE")
-        return client.create_webhook(name=name, url=url, events=list(events), secret=secret, description="baerase-mlops: scan new versions, guard protected aliases")
+            return client.update_webhook(
+                existing[0].webhook_id, url=url, events=list(events), secret=secret, status="ACTIVE"
+            )
+        return client.create_webhook(
+            name=name,
+            url=url,
+            events=list(events),
+            secret=secret,
+            description="baerase-mlops: scan new versions, guard protected aliases",
+        )
     except MlflowException as exc:
         raise RegistryError(f"the tracking server refused the webhook: {exc.message}") from exc

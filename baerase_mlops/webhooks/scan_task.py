@@ -79,7 +79,9 @@ def main() -> None:
 
     job = json.loads(sys.stdin.read())
     init_worker(job.get("tracking_uri"), job["threads"])
-    result = scan_new_version(job["name"], job["version"], settings_from_json(job["settings"]), job["mode"], job.get("data_override"))
+    result = scan_new_version(
+        job["name"], job["version"], settings_from_json(job["settings"]), job["mode"], job.get("data_override")
+    )
     print(RESULT_PREFIX + json.dumps(asdict(result)), flush=True)
 
 

@@ -14,7 +14,12 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mlflow.webhooks.constants import WEBHOOK_DELIVERY_ID_HEADER, WEBHOOK_SIGNATURE_HEADER, WEBHOOK_SIGNATURE_VERSION, WEBHOOK_TIMESTAMP_HEADER
+from mlflow.webhooks.constants import (
+    WEBHOOK_DELIVERY_ID_HEADER,
+    WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_SIGNATURE_VERSION,
+    WEBHOOK_TIMESTAMP_HEADER,
+)
 
 HEADERS = (WEBHOOK_DELIVERY_ID_HEADER, WEBHOOK_TIMESTAMP_HEADER, WEBHOOK_SIGNATURE_HEADER)
 
@@ -47,16 +52,24 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float, tol
     """The delivery, if its signature matches and its timestamp is within ``tolerance_s`` of ``now``."""
     missing = [h for h in HEADERS if not headers.get(h)]
     if missing:
-        raise DeliveryRejected(401, f"missing header(s) {', '.join(missing)}: only signed deliveries are accepted", "unsigned")
+        raise DeliveryRejected(
+            401, f"missing header(s) {', '.join(missing)}: only signed deliveries are accepted", "unsigned"
+        )
     delivery_id, timestamp, signatures = (headers[h].strip() for h in HEADERS)
     expected = sign(secret, delivery_id, timestamp, body)
     # Several space-separated signatures may come while a secret is being rotated.
     if not any(hmac.compare_digest(expected.encode(), s.encode()) for s in signatures.split()):
-        raise DeliveryRejected(401, "the signature does not match (wrong secret, or the delivery was altered)", "bad_signature")
+        raise DeliveryRejected(
+            401, "the signature does not match (wrong secret, or the delivery was altered)", "bad_signature"
+        )
     try:
         sent = int(timestamp)
     except ValueError:
-        raise DeliveryRejected(400, f"bad {WEBHOOK_TIMESTAMP_HEADER} {timestamp!r}: expected Unix seconds", "bad_timestamp") from None
+        raise DeliveryRejected(
+            400, f"bad {WEBHOOK_TIMESTAMP_HEADER} {timestamp!r}: expected Unix seconds", "bad_timestamp"
+        ) from None
     if abs(now - sent) > tolerance_s:
-        raise DeliveryRejected(401, f"stale delivery: sent {now - sent:+.0f} s from now, beyond the {tolerance_s:.0f} s tolerance", "stale")
+        raise DeliveryRejected(
+            401, f"stale delivery: sent {now - sent:+.0f} s from now, beyond the {tolerance_s:.0f} s tolerance", "stale"
+        )
     return Delivery(delivery_id, sent)

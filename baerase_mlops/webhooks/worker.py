@@ -66,7 +66,9 @@ class Workers:
     def start(self) -> None:
         config = self.context.config
         targets = [self._scan_loop] * config.workers + [self._alias_loop]
-        self.threads = [threading.Thread(target=t, name=f"baerase-worker-{i}", daemon=True) for i, t in enumerate(targets)]
+        self.threads = [
+            threading.Thread(target=t, name=f"baerase-worker-{i}", daemon=True) for i, t in enumerate(targets)
+        ]
         for thread in self.threads:
             thread.start()
 
@@ -106,11 +108,20 @@ class Workers:
         c, queue = self.context, self.context.queue
         log.info("scan %s/%s (job %s, attempt %s)", job.spec.name, job.spec.version, job.id, job.attempts)
         payload = {
-            "name": job.spec.name, "version": job.spec.version, "settings": settings_to_json(c.base), "mode": "main" if c.config.erase else "scan",
-            "data_override": c.data_override, "tracking_uri": c.tracking_uri, "threads": threads_per_worker(max(1, c.config.workers)),
-        }  # fmt: skip
+            "name": job.spec.name,
+            "version": job.spec.version,
+            "settings": settings_to_json(c.base),
+            "mode": "main" if c.config.erase else "scan",
+            "data_override": c.data_override,
+            "tracking_uri": c.tracking_uri,
+            "threads": threads_per_worker(max(1, c.config.workers)),
+        }
         process = subprocess.Popen(
-            [sys.executable, "-m", "baerase_mlops.webhooks.scan_task"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent
+            [sys.executable, "-m", "baerase_mlops.webhooks.scan_task"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=_die_with_parent,
         )
         with self.lock:
             self.processes[job.id] = process
@@ -132,7 +143,9 @@ class Workers:
         if result.action == "error" and result.retryable and job.attempts < c.config.max_attempts:
             queue.release(job, self.id, RETRY_DELAY_S, result=result.summary)
         else:
-            queue.finish(job, self.id, "failed" if result.action == "error" else "done", f"{result.action}: {result.summary}")
+            queue.finish(
+                job, self.id, "failed" if result.action == "error" else "done", f"{result.action}: {result.summary}"
+            )
 
     def _wait(self, job: Job, process: subprocess.Popen, payload: str) -> VersionScan | None:
         """Feed the job to the process and wait, renewing the lease; its result, or None."""
@@ -165,7 +178,15 @@ class Workers:
 
         c = self.context
         on_refused = c.metrics.alias_reverted if c.metrics else (lambda alias, action: None)
-        guard = AliasGuard(mlflow.MlflowClient(c.tracking_uri), c.queue, c.base, c.policy, c.config.protected_aliases, c.data_override, on_refused)
+        guard = AliasGuard(
+            mlflow.MlflowClient(c.tracking_uri),
+            c.queue,
+            c.base,
+            c.policy,
+            c.config.protected_aliases,
+            c.data_override,
+            on_refused,
+        )
         last_cleanup = 0.0
         while not self.stopping.is_set():
             if time.monotonic() - last_cleanup > 60:

@@ -50,7 +50,12 @@ class TriggerRecovery(ABC):
 
     method: ClassVar[str]
 
-    def __init__(self, config: RecoveryConfig = RecoveryConfig(), device: str | torch.device = "auto", progress: Progress = no_progress) -> None:
+    def __init__(
+        self,
+        config: RecoveryConfig = RecoveryConfig(),
+        device: str | torch.device = "auto",
+        progress: Progress = no_progress,
+    ) -> None:
         if config.steps < config.round_steps:
             raise ValueError(f"steps ({config.steps}) must cover at least one round ({config.round_steps})")
         if not 0.0 < config.beta < 1.0:
@@ -80,7 +85,9 @@ class TriggerRecovery(ABC):
         with frozen(model):
             for g, classes in enumerate(groups):
                 part = family.subset(classes).to(self.device)
-                outcome = optimise_group(model, part, classes, x, y, c, generator, self.device, self.progress, g * c.steps, total)
+                outcome = optimise_group(
+                    model, part, classes, x, y, c, generator, self.device, self.progress, g * c.steps, total
+                )
                 family.assign(classes, part.cpu())
                 norms[classes], reached[classes], train_asr[classes] = outcome.norms, outcome.reached, outcome.train_asr
                 steps += outcome.steps

@@ -57,7 +57,9 @@ class TriggerFamily(nn.Module):
         index = torch.tensor(labels, device=next(self.parameters()).device)
         # Pre-seed deepcopy's memo with the sliced parameters, so that the other classes'
         # weights (tens of MB for 43 classes) are never copied.
-        memo = {id(p): nn.Parameter(p.detach()[index].clone(), requires_grad=p.requires_grad) for p in self.parameters()}
+        memo = {
+            id(p): nn.Parameter(p.detach()[index].clone(), requires_grad=p.requires_grad) for p in self.parameters()
+        }
         part = copy.deepcopy(self, memo)
         part.classes = len(labels)
         return part
@@ -69,12 +71,16 @@ class TriggerFamily(nn.Module):
             for mine, theirs in zip(self.parameters(), part.parameters()):
                 mine[index] = theirs.to(mine.device)
 
-    def noise(self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
+    def noise(
+        self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None
+    ) -> torch.Tensor:
         z = torch.randn(self.classes, batch, max(self.noise_dim, 1), generator=generator)
         return z.to(device) if device is not None else z
 
 
-def _init_offsets(classes: int, input_shape: tuple[int, int, int], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _init_offsets(
+    classes: int, input_shape: tuple[int, int, int], generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     c, h, w = input_shape
     # Start from a faint mask (sigmoid(-3) ~ 5% per pixel) and a random pattern: the
     # optimisation then grows the mask where it helps, as in Neural Cleanse.
@@ -126,7 +132,9 @@ class TriggerGenerator(TriggerFamily):
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
             self.hidden = BatchedLinear(classes, noise_dim, hidden_dim)
             self.to_mask = BatchedLinear(classes, hidden_dim, h * w, weight_std=spread_init / math.sqrt(hidden_dim))
-            self.to_pattern = BatchedLinear(classes, hidden_dim, c * h * w, weight_std=spread_init / math.sqrt(hidden_dim))
+            self.to_pattern = BatchedLinear(
+                classes, hidden_dim, c * h * w, weight_std=spread_init / math.sqrt(hidden_dim)
+            )
 
     def centre_parameters(self) -> list[nn.Parameter]:
         return [self.mask_logit, self.pattern_logit]
@@ -157,7 +165,11 @@ class MineEstimator(nn.Module):
         self.pool = (min(h, 8), min(w, 8))
         feat = (1 + c) * self.pool[0] * self.pool[1]
         self.layers = nn.ModuleList(
-            [BatchedLinear(classes, noise_dim + feat, hidden_dim), BatchedLinear(classes, hidden_dim, hidden_dim), BatchedLinear(classes, hidden_dim, 1)]
+            [
+                BatchedLinear(classes, noise_dim + feat, hidden_dim),
+                BatchedLinear(classes, hidden_dim, hidden_dim),
+                BatchedLinear(classes, hidden_dim, 1),
+            ]
         )
 
     def features(self, mask: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
@@ -198,7 +210,9 @@ def family_from_dict(data: dict) -> TriggerFamily:
     shape = tuple(int(v) for v in data["input_shape"])
     seed = torch.Generator().manual_seed(0)  # overwritten by the state dict below
     if data["kind"] == "generator":
-        family: TriggerFamily = TriggerGenerator(int(data["classes"]), shape, seed, int(data["noise_dim"]), int(data["hidden_dim"]))
+        family: TriggerFamily = TriggerGenerator(
+            int(data["classes"]), shape, seed, int(data["noise_dim"]), int(data["hidden_dim"])
+        )
     elif data["kind"] == "table":
         family = TriggerTable(int(data["classes"]), shape, seed)
     else:
