@@ -141,6 +141,11 @@ class VerificationConfig:
     # still work?"; a clean class's natural triggers are several times larger (that is what
     # flagged it), so this does not ask the impossible of a cleaned model.
     budget_factor: float = 1.0
+    # The largest ASR a verified candidate may keep: the gate's bound (GatePolicy.max_asr), since
+    # a "cleaned" version the gate refuses helps no one. Not the unlearning's 1% stopping target:
+    # that is reached on recovered triggers, while this is measured on ~100 held-out images,
+    # where one image is already 1% (the recorded asr_after is the measured number either way).
+    max_asr: float = 0.02
     steps: int = 150  # Adam steps per restart
     restarts: int = 2
     lr: float = 0.05
@@ -187,10 +192,9 @@ class GatePolicy:
     """When a registry version has passed the gate (DESIGN.md: verdict ``clean``, or
     ``cleaned`` within bounds), checked on its ``baerase.*`` tags."""
 
-    # The unlearning stops at 1% recovered-trigger ASR (UnlearningConfig.target_asr); the
-    # ASR recorded on the cleaned version is the real one where the lab trigger is known,
-    # measured on other images, and lands within 2% (the MLflow project's tests).
-    max_asr: float = 0.02
+    # The ASR recorded on a cleaned version is the independent verification's, which passes
+    # only at or under this same bound (VerificationConfig.max_asr).
+    max_asr: float = VerificationConfig.max_asr
     max_accuracy_drop: float = 0.02  # accuracy_before - accuracy_after; as UnlearningConfig
 
 

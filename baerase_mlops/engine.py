@@ -235,7 +235,7 @@ def run_erase(
             scan,
             result.model,
             verify_set,
-            target_asr=config.target_asr,
+            target_asr=verification.max_asr,
             config=verification,
             device=dev,
             progress=progress,

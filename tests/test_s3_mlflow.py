@@ -56,7 +56,7 @@ def test_main_job_runs_with_data_and_artifacts_on_s3(s3, tmp_path, lab_model_fac
             cleaned.tags["baerase.verdict"] == "cleaned"
             and cleaned.tags["baerase.data_uri"] == "s3://clean-data/mnist/clean.npz"
         )
-        assert cleaned.tags["baerase.asr_kind"] == "verified" and float(cleaned.tags["baerase.asr_after"]) <= 0.01
+        assert cleaned.tags["baerase.asr_kind"] == "verified" and float(cleaned.tags["baerase.asr_after"]) <= 0.02
         keys = _keys(client, "mlflow-artifacts")
         assert sum(k.endswith("model.pt2") for k in keys) == 2  # the scanned and the cleaned version
         assert any(k.endswith("report/verdict.json") for k in keys) and any(k.endswith("validation.json") for k in keys)
