@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from baerase_mlops.data import ImageSet, load_images
 from baerase_mlops.lab.attacks import make_attack
 from baerase_mlops.lab.models import ImageClassifier
-from baerase_mlops.lab.spec import ModelSpec, save_lab_model
+from baerase_mlops.lab.spec import ModelSpec, load_lab_model, save_lab_model
 from baerase_mlops.lab.train import LabResult, train_lab_model
 
 # One model per attack, each with its own target so that no test can pass by favouring a class.
@@ -41,27 +46,61 @@ def mnist() -> ImageSet:
 
 
 @pytest.fixture(scope="session")
-def lab_model_factory(mnist, tmp_path_factory):
+def shared_dir(tmp_path_factory, worker_id) -> Path:
+    """A folder of this test session shared by its xdist workers (each has its own basetemp
+    inside the session's): what one worker trains or scans, the other reuses."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base if worker_id == "master" else base.parent) / "shared"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+@contextmanager
+def exclusively(folder: Path) -> Iterator[Path]:
+    """``folder`` under an exclusive lock across processes: the first worker to ask fills it,
+    a second waits for it and finds it full."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def lab_model_factory(mnist, shared_dir):
+    """The lab models of LAB_MODELS, trained once per test session (across workers)."""
     cache: dict[str, SavedLabModel] = {}
-    root = tmp_path_factory.mktemp("lab_models")
 
     def get(name: str) -> SavedLabModel:
         if name not in cache:
-            entry = LAB_MODELS[name]
-            attack = make_attack(entry["attack"], mnist.input_shape, **entry["kwargs"])
-            result: LabResult = train_lab_model(mnist, attack, entry["target"])
-            model_path, spec_path = save_lab_model(result.model, result.spec, root / name / "model.pt")
-            cache[name] = SavedLabModel(
-                name, result.model, result.spec, result.accuracy, result.asr, entry["target"], model_path, spec_path
-            )
+            with exclusively(shared_dir / "lab_models" / name) as folder:
+                metrics = folder / "metrics.json"
+                if not metrics.exists():
+                    entry = LAB_MODELS[name]
+                    attack = make_attack(entry["attack"], mnist.input_shape, **entry["kwargs"])
+                    result: LabResult = train_lab_model(mnist, attack, entry["target"])
+                    save_lab_model(result.model, result.spec, folder / "model.pt")
+                    metrics.write_text(json.dumps({"accuracy": result.accuracy, "asr": result.asr}))
+                model, spec = load_lab_model(folder / "model.pt")
+                measured = json.loads(metrics.read_text())
+                cache[name] = SavedLabModel(
+                    name,
+                    model,
+                    spec,
+                    measured["accuracy"],
+                    measured["asr"],
+                    LAB_MODELS[name]["target"],
+                    folder / "model.pt",
+                    folder / "model.json",
+                )
         return cache[name]
 
     return get
 
 
 @pytest.fixture(scope="session")
-def scan_factory(lab_model_factory, mnist):
-    """Scans of the lab models with the default configuration, once per session."""
+def scan_factory(lab_model_factory, shared_dir):
+    """Scans of the lab models with the default configuration, once per test session (across
+    workers: the scan is seeded, so a stored one is the one a worker would compute)."""
     from baerase_mlops.engine import load_local_model, prepare_clean_data, run_scan
 
     cache = {}
@@ -71,7 +110,13 @@ def scan_factory(lab_model_factory, mnist):
             lab = lab_model_factory(name)
             mut = load_local_model(lab.model_path)
             data = prepare_clean_data(None, mut)
-            cache[name] = (mut, data, run_scan(mut, data, device="cpu"))
+            with exclusively(shared_dir / "scans" / name) as folder:
+                stored = folder / "scan.pt"
+                if not stored.exists():
+                    folder.mkdir()
+                    torch.save(run_scan(mut, data, device="cpu"), stored)
+                # The session's own file, written just now by this code: not an untrusted pickle.
+                cache[name] = (mut, data, torch.load(stored, weights_only=False))
         return cache[name]
 
     return get

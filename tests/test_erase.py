@@ -45,7 +45,7 @@ def test_an_erasure_that_changed_nothing_fails_verification(scan_factory):
 def test_original_model_is_not_touched(scan_factory):
     mut, data, scan = scan_factory("badnets")
     before = {k: v.clone() for k, v in mut.model.state_dict().items()}
-    run_erase(mut, data, scan, UnlearningConfig(max_steps=20), device="cpu")
+    run_erase(mut, data, scan, UnlearningConfig(max_steps=20), device="cpu", verification=None)
     assert all(torch.equal(before[k], v) for k, v in mut.model.state_dict().items())
 
 
