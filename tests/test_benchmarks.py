@@ -28,8 +28,8 @@ def test_smoke_profile_completes_and_writes_the_table_json_and_plot(tmp_path):
     results = json.loads(out.with_suffix(".json").read_text())
     runs = results["runs"]
     assert [(r["case"], r["arch"], r["error"]) for r in runs] == [
-        ("badnets", "small_cnn", None),
-        ("clean", "small_cnn", None),
+        ("badnets", "lenet5", None),
+        ("clean", "lenet5", None),
     ]
     badnets = runs[0]
     assert badnets["lab"]["asr"] >= 0.9 and badnets["took"]  # the attack took
