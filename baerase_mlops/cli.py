@@ -13,7 +13,7 @@ import click
 from baerase_mlops import __version__
 from baerase_mlops.config import ERASE_OPTIONS, REGISTRY_OPTIONS, SCAN_OPTIONS, SETTINGS, LabConfig, Setting
 from baerase_mlops.errors import BaeraseError, ExitCode, UsageError, at_boundary, say
-from baerase_mlops.lab.names import ARCHITECTURES, ATTACKS
+from baerase_mlops.lab.names import ARCHITECTURES, ATTACKS, BADNETS_PATTERNS, TRIGGER_DEFAULTS
 
 
 def run_command(
@@ -163,13 +163,19 @@ def _position(value: str | None) -> tuple[int, int] | str | None:
 @click.option("--position", default=None, help="Patch position ROW,COL, or 'random' for anywhere (badnets, trojan).")
 @click.option(
     "--pattern",
-    type=click.Choice(["solid", "checkerboard", "random"]),
-    default="solid",
-    show_default=True,
-    help="BadNets patch pattern.",
+    type=click.Choice(BADNETS_PATTERNS),
+    default=None,
+    help=f"BadNets patch pattern [default: {TRIGGER_DEFAULTS['pattern']}].",
 )
-@click.option("--alpha", type=float, default=0.15, show_default=True, help="Blend ratio (blended).")
-@click.option("--trigger-seed", type=int, default=0, show_default=True)
+@click.option(
+    "--alpha", type=float, default=None, help=f"Blend ratio (blended) [default: {TRIGGER_DEFAULTS['alpha']}]."
+)
+@click.option(
+    "--trigger-seed",
+    type=int,
+    default=None,
+    help=f"Seed of the trigger's pattern [default: {TRIGGER_DEFAULTS['trigger_seed']}].",
+)
 @click.option("--arch", type=click.Choice(ARCHITECTURES), default=None, help="Architecture [default: small_cnn].")
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help=f"Training epochs [default: {LabConfig.epochs}]."

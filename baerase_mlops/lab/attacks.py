@@ -29,10 +29,9 @@ import torch
 from torch.nn import functional as F
 
 from baerase_mlops.core.triggers import stamp
-from baerase_mlops.lab.names import ATTACKS
+from baerase_mlops.lab.names import ATTACKS, BADNETS_PATTERNS, TRIGGER_DEFAULTS
 
 __all__ = ["ATTACKS", "Attack", "MaskAttack", "attack_from_params", "make_attack"]
-BADNETS_PATTERNS = ("solid", "checkerboard", "random")
 
 # A watermark-like glyph (rings and a cross), scaled to the patch size: the Trojan
 # trigger is deliberately not a solid square, so a defence cannot assume one.
@@ -164,7 +163,7 @@ class BadNets(PatchAttack):
     """BadNets (Gu et al. 2017): a square patch, solid white, checkerboard or random black-and-white."""
 
     name: ClassVar[str] = "badnets"
-    pattern: str = "solid"
+    pattern: str = TRIGGER_DEFAULTS["pattern"]
 
     def _patch(self, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.ones(1, self.size, self.size), _patch_pattern(self.pattern, channels, self.size, self.trigger_seed)
@@ -331,9 +330,9 @@ def make_attack(
     *,
     size: int | None = None,
     position: tuple[int, int] | str | None = None,
-    pattern: str = "solid",
-    alpha: float = 0.15,
-    trigger_seed: int = 0,
+    pattern: str | None = None,
+    alpha: float | None = None,
+    trigger_seed: int | None = None,
     strength: float | None = None,
     grid: int | None = None,
     noise_share: float | None = None,
@@ -343,8 +342,12 @@ def make_attack(
     """An attack with lab defaults: patches 3 px (BadNets) / 5 px (Trojan, sticker) for 28-px
     images, scaled with the image; BadNets at the bottom-right corner, Trojan at the
     top-left, the sticker at the bottom-left; ``position="random"`` puts the patch anywhere,
-    afresh for every image. WaNet and SIG take ``WANET_DEFAULTS`` / ``SIG_DEFAULTS``."""
+    afresh for every image. WaNet and SIG take ``WANET_DEFAULTS`` / ``SIG_DEFAULTS``, the rest
+    ``TRIGGER_DEFAULTS``."""
     _, h, w = input_shape
+    pattern = TRIGGER_DEFAULTS["pattern"] if pattern is None else pattern
+    alpha = TRIGGER_DEFAULTS["alpha"] if alpha is None else alpha
+    trigger_seed = TRIGGER_DEFAULTS["trigger_seed"] if trigger_seed is None else trigger_seed
     if name == "none":
         return NoAttack()
     if name == "blended":
@@ -408,7 +411,7 @@ def attack_from_params(params: dict[str, Any]) -> Attack:
         pos = None if position == "random" else (int(position[0]), int(position[1]))
         common = {"size": int(p["size"]), "position": pos, "trigger_seed": int(p["trigger_seed"])}
         if name == "badnets":
-            return BadNets(**common, pattern=str(p.get("pattern", "solid")))
+            return BadNets(**common, pattern=str(p.get("pattern", TRIGGER_DEFAULTS["pattern"])))
         if name == "sticker":
             return Sticker(**common, colours=int(p.get("colours", 3)))
         return Trojan(**common)

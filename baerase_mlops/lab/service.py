@@ -23,16 +23,17 @@ def train_and_save(
     poison_rate: float | None = None,
     size: int | None = None,
     position: tuple[int, int] | str | None = None,
-    pattern: str = "solid",
-    alpha: float = 0.15,
-    trigger_seed: int = 0,
+    pattern: str | None = None,
+    alpha: float | None = None,
+    trigger_seed: int | None = None,
     architecture: str | None = None,
     epochs: int | None = None,
     seed: int | None = None,
     device: str = "auto",
     progress: Progress = no_progress,
 ) -> tuple[LabResult, tuple[Path, Path]]:
-    """Train a lab model as the CLI describes and write ``out`` plus its ``.json`` spec."""
+    """Train a lab model as the CLI describes and write ``out`` plus its ``.json`` spec (None:
+    the lab's default, from LabConfig or lab.attacks)."""
     data = load_images(dataset_uri)
     overrides = {"poison_rate": poison_rate, "architecture": architecture, "epochs": epochs, "seed": seed}
     config = replace(LabConfig(), **{k: v for k, v in overrides.items() if v is not None})
