@@ -1,6 +1,7 @@
 """`baerase gate` against a real `mlflow server`: it refuses a backdoored version (scanning it
 first, at the default settings, and registering the cleaned version), promotes the cleaned
-one, leaves the alias alone on a refusal, and exits per DESIGN.md."""
+one, leaves the alias alone on a refusal, and exits per DESIGN.md. Then verdict precedence on
+the same versions (see its section below)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from baerase_mlops.cli import main
+from baerase_mlops.config import MIN_RECOVERY_STEPS, GatePolicy
+from baerase_mlops.registry import tags as T
+from baerase_mlops.registry.job import JobSettings, run_job
 from baerase_mlops.registry.lab import register_lab_model
+from baerase_mlops.registry.versions import is_current, settings_for, version_info
+from baerase_mlops.webhooks.aliases import AliasGuard
+from baerase_mlops.webhooks.queue import JobQueue, JobSpec
 
 pytestmark = pytest.mark.slow
 
@@ -77,11 +84,14 @@ def test_cleaned_version_outside_the_bounds_is_refused(registry, backdoored, fir
 
     name, _ = backdoored
     cleaned = registry.get_model_version(name, "2")
-    copy = registry.create_model_version(name, cleaned.source, run_id=cleaned.run_id)
-    write_tags(registry, name, copy.version, {**cleaned.tags, "baerase.asr_after": "0.05"})
-    result = gate(f"models:/{name}/{copy.version}", "--alias", "production")
-    assert result.exit_code == 1 and "exceeds" in result.output, result.output
-    assert _alias(registry, name, "production") is None
+    copy = registry.copy_model_version(f"models:/{name}/2", name)
+    try:
+        write_tags(registry, name, copy.version, {**cleaned.tags, "baerase.asr_after": "0.05"})
+        result = gate(f"models:/{name}/{copy.version}", "--alias", "production")
+        assert result.exit_code == 1 and "exceeds" in result.output, result.output
+        assert _alias(registry, name, "production") is None
+    finally:
+        registry.delete_model_version(name, copy.version)  # the other tests see the job's versions only
 
 
 def test_audit_of_the_gated_model_reports_the_backdoor_as_cleaned(registry, backdoored, first_gate):
@@ -119,3 +129,81 @@ def test_gate_as_an_mlflow_job_records_its_decision(registry, mlflow_server, bac
     )[0]
     assert run.data.tags["gate.decision"] == "refused" and run.data.tags["gate.model"] == f"models:/{name}/1"
     assert _alias(registry, name, "production") is None
+
+
+# Verdict precedence, on the gated model (it is the one strong scan these tests need): a scan
+# weaker than the recorded one (fewer recovery steps, a higher threshold) never overwrites a
+# `backdoor` verdict and never moves or removes a protected alias; a scan below the documented
+# minimum runs as advisory; a rescan replaces the whole `baerase.*` tag set. The weaker scans
+# are short on purpose. They run last: the final one rescans the cleaned version.
+
+DATA = {"data_uri": "builtin:mnist"}  # as the MLproject and the registry commands pass it
+WEAK = DATA | {"recovery_steps": 100}  # what `serve-webhooks --steps 100` scans with
+QUICK = DATA | {"recovery_steps": 20, "threshold": 1000.0}  # a threshold no class can pass: always "no backdoor found"
+
+
+def _tags(client, name: str, version: str) -> dict[str, str]:
+    return {k: v for k, v in client.get_model_version(name, version).tags.items() if k.startswith(T.PREFIX)}
+
+
+@pytest.fixture(scope="module")
+def erased(backdoored, first_gate):
+    """The gated model: models:/<name>/1 backdoor, models:/<name>/2 its cleaned version, both
+    written by the gate's scan at the defaults."""
+    name, _ = backdoored
+    assert first_gate.exit_code == 1, first_gate.output
+    return name
+
+
+def test_a_weaker_rescan_never_overwrites_a_backdoor_verdict(registry, erased):
+    name = erased
+    before = _tags(registry, name, "1")
+    for weaker in (QUICK, WEAK | {"threshold": 1000.0}):
+        outcome = run_job(JobSettings(model_uri=f"models:/{name}/1", force=True, **weaker), "scan")
+        assert outcome.verdict == "backdoor" and "recorded verdict backdoor stands" in outcome.summary
+        assert _tags(registry, name, "1") == before
+        run = registry.get_run(outcome.run_id)
+        assert "does not overwrite" in run.data.tags["baerase.precedence"] and run.info.status == "FINISHED"
+
+
+def test_a_scan_below_the_minimum_is_advisory_on_the_console_and_in_the_run(registry, erased, capsys):
+    name = erased
+    outcome = run_job(JobSettings(model_uri=f"models:/{name}/1", force=True, **QUICK), "scan")
+    err = capsys.readouterr().err
+    assert f"fewer than the minimum {MIN_RECOVERY_STEPS}" in err and "advisory" in err
+    assert "threshold 1000, above the maximum 2" in registry.get_run(outcome.run_id).data.tags["baerase.advisory"]
+
+
+def test_a_stronger_recorded_verdict_counts_as_current_for_a_weaker_scan(registry, erased):
+    name = erased
+    info = version_info(registry, name, "1")
+    assert is_current(settings_for(JobSettings(model_uri="", **WEAK), info), info)
+    assert not is_current(
+        settings_for(JobSettings(model_uri="", **DATA | {"recovery_steps": 800}), info), info
+    )  # a stronger scan is owed
+
+
+def test_weaker_alias_guard_keeps_the_alias_on_a_passing_version_and_moves_it_off_the_backdoor(
+    registry, erased, tmp_path
+):
+    name = erased
+    guard = AliasGuard(
+        registry, JobQueue(tmp_path / "q.sqlite"), JobSettings(model_uri="", **WEAK), GatePolicy(), ("champion",)
+    )
+    registry.set_registered_model_alias(name, "champion", "2")
+    assert guard.check(JobSpec("aliases", name, "2", "champion")) == "champion on version 2: passed"
+    registry.set_registered_model_alias(name, "champion", "1")  # by hand, on the backdoored version
+    assert "alias moved back to version 2" in guard.check(JobSpec("aliases", name, "1", "champion"))
+    assert dict(registry.get_registered_model(name).aliases)["champion"] == "2"
+    assert _tags(registry, name, "1")[T.VERDICT] == "backdoor"
+
+
+def test_a_rescan_replaces_the_whole_tag_set(registry, erased):
+    name = erased
+    before = _tags(registry, name, "2")
+    assert before[T.VERDICT] == "cleaned" and {T.SOURCE_VERSION, T.ASR_AFTER, T.ACCURACY_AFTER} <= set(before)
+    outcome = run_job(JobSettings(model_uri=f"models:/{name}/2", force=True, **QUICK), "scan")
+    after = _tags(registry, name, "2")
+    assert after[T.VERDICT] == "clean" and after[T.RUN_ID] == outcome.run_id
+    assert not {T.SOURCE_VERSION, T.ASR_AFTER, T.ACCURACY_AFTER, T.CLEANED_VERSION} & set(after)
+    assert set(after) == set(outcome.tags)  # exactly what the new run wrote

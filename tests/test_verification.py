@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from baerase_mlops.config import GatePolicy, UnlearningConfig
-from baerase_mlops.core.verification import paired_drop_interval, wilson_interval
+from baerase_mlops.core.verification import _project, paired_drop_interval, wilson_interval
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.gate import evaluate
 from baerase_mlops.registry.job import JobSettings, run_job
@@ -33,6 +33,20 @@ def test_paired_accuracy_drop_interval_covers_the_observed_drop_and_is_wider_wit
     assert low < 0.05 < high
     few_low, few_high = paired_drop_interval(before[:10], after[:10])
     assert few_high - few_low > high - low
+
+
+def test_the_budget_projection_keeps_a_concentrated_patch_and_drops_the_diffuse_rest():
+    mask = torch.full((1, 1, 28, 28), 0.05)
+    mask[..., :3, :3] = 1.0  # a 3x3 patch (L1 9) in a diffuse haze (L1 ~38)
+    projected = _project(mask, budget=9.0)
+    assert abs(float(projected.sum()) - 9.0) < 1e-3 and float(projected.min()) >= 0.0
+    assert float(projected[..., :3, :3].min()) > 0.9  # scaling would leave ~0.19 here
+    assert float(projected[..., 3:, 3:].max()) < 0.01  # the haze all but gone
+
+
+def test_a_mask_within_the_budget_is_only_clamped_into_0_1():
+    mask = torch.tensor([[[[1.5, -0.2], [0.3, 0.4]]]])
+    assert torch.equal(_project(mask, budget=10.0), mask.clamp(0.0, 1.0))
 
 
 def _cleaned_tags(**overrides: str) -> dict[str, str]:
@@ -76,7 +90,11 @@ def crippled_job(mlflow_server, lab_model_factory):
     lab = lab_model_factory("badnets")
     name = f"crippled-{uuid.uuid4().hex[:6]}"
     register_lab_model(lab.model, lab.spec, name)
-    outcome = run_job(CrippledErasure(model_uri=f"models:/{name}/1", device="cpu"), mode="main")
+    # The data URI named, as `mlflow run` names it: a job given none hashes its settings with
+    # None while the gate judges with the recorded data URI, and would scan again.
+    outcome = run_job(
+        CrippledErasure(model_uri=f"models:/{name}/1", data_uri="builtin:mnist", device="cpu"), mode="main"
+    )
     return name, lab, outcome
 
 
@@ -114,5 +132,6 @@ def test_the_gate_refuses_a_version_whose_erasure_failed_verification(registry, 
     name, _, _ = crippled_job
     base = CrippledErasure(model_uri="", device="cpu")
     result = run_gate(registry, f"models:/{name}/1", "champion", base, GatePolicy(), erase=False)
+    assert result.scan is None  # the recorded verdict is current: nothing is scanned again
     assert not result.promoted and "backdoor" in result.decision.reason
     assert registry.get_registered_model(name).aliases == {}

@@ -207,7 +207,7 @@ class ErasureVerifier:
         self, model: nn.Module, search: ImageSet, verify: ImageSet, label: int, budget: float, seed: int
     ) -> BudgetedTrigger:
         """The strongest trigger toward ``label`` whose mask L1 is at most ``budget``: projected
-        Adam on a mask in [0, 1] (scaled back into the budget after every step) and a pattern,
+        Adam on a mask in [0, 1] (projected back into the budget after every step) and a pattern,
         ``restarts`` times from random starts; the restart best on the search images is kept."""
         c = self.config
         generator = torch.Generator().manual_seed(seed)
@@ -232,7 +232,7 @@ class ErasureVerifier:
                 loss.backward()
                 optimiser.step()
                 with torch.no_grad():
-                    mask.copy_(_project(mask.clamp(0.0, 1.0), budget))
+                    mask.copy_(_project(mask, budget))
                 self.progress("verifying: trigger search", restart * c.steps + step + 1, c.restarts * c.steps)
             with torch.no_grad():
                 pattern = torch.sigmoid(pattern_logits)
@@ -245,10 +245,25 @@ class ErasureVerifier:
         return BudgetedTrigger(label, budget, verify_asr, len(x_verify), search_asr, float(mask.sum()))
 
 
-def _project(mask: torch.Tensor, budget: float) -> torch.Tensor:
-    """Scale ``mask`` down so that its L1 is at most ``budget`` (values stay in [0, 1])."""
-    l1 = float(mask.sum())
-    return mask * (budget / l1) if l1 > budget else mask
+def _project(mask: torch.Tensor, budget: float, iterations: int = 40) -> torch.Tensor:
+    """The Euclidean projection of ``mask`` onto {m in [0, 1]: sum(m) <= budget}: clamp, and if
+    that is over budget, subtract the threshold (found by bisection) that brings the sum down to
+    it. Unlike scaling, this keeps the pixels that matter and zeroes the rest, so the search can
+    find a small concentrated trigger such as a patch. Measured (builtin:mnist, budget = the
+    flagged trigger's size): on unchanged BadNets models scaling found 0% where this found 42-53%;
+    on a Blended model whose erasure left 5.1% real ASR it found 13.9% (scaling 2.8%); on a clean
+    LeNet-5 and a well-erased small_cnn, 0% either way."""
+    clamped = mask.clamp(0.0, 1.0)
+    if float(clamped.sum()) <= budget:
+        return clamped
+    low, high = 0.0, float(mask.max())
+    for _ in range(iterations):
+        tau = (low + high) / 2
+        if float((mask - tau).clamp(0.0, 1.0).sum()) > budget:
+            low = tau
+        else:
+            high = tau
+    return (mask - high).clamp(0.0, 1.0)
 
 
 @torch.no_grad()
