@@ -152,13 +152,13 @@ class ErasureVerifier:
         verify: ImageSet,
         contract: InputContract,
         flagged: dict[int, float],
-        target_asr: float,
     ) -> VerificationResult:
         """``flagged``: the original scan's flagged classes and their smallest trigger sizes.
         ``optimisation``: images to recover and search triggers on; ``verify``: images that
         neither the unlearning, its stopping rule nor the search saw."""
         started = time.perf_counter()
         c = self.config
+        target_asr = c.max_asr
         seed = self.scan_config.recovery.seed + c.seed_offset
         fresh = replace(self.scan_config, recovery=replace(self.scan_config.recovery, seed=seed))
         rescan = (
