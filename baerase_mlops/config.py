@@ -62,15 +62,36 @@ class RecoveryConfig:
 
 @dataclass(frozen=True)
 class DetectionConfig:
-    """Neural Cleanse's outlier test on the per-class smallest-trigger norms."""
+    """The outlier test on the per-class smallest-trigger norms (core.detection).
 
-    threshold: float = 2.0  # a class is flagged when its anomaly index exceeds this
+    Chosen by measurement (BENCHMARKS.md, "Detection statistic"): on the benchmark's models the
+    raw-L1 MAD with a 20%-of-median floor missed 5 of 21 backdoors at threshold 2.0, because the
+    natural spread of the other classes' sizes swamps the MAD; in log sizes every backdoor but
+    two scored 4.1 or more and no clean model above 1.9.
+    """
+
+    threshold: float = 3.0  # a class is flagged when its anomaly index exceeds this
     consistency: float = 1.4826  # MAD -> standard deviation for normal data
-    # Floor on the MAD as a share of the median norm; 0 gives Neural Cleanse exactly. The
-    # classes of a clean model differ naturally in trigger size (the easiest is often half
-    # the median), and with ~10 classes the MAD alone can be tiny, which flags such a class.
-    # With 0.2 a class must also be below ~40% of the median to be flagged.
-    min_relative_mad: float = 0.2
+    scale: str = "log"  # "log": test log sizes (ratios to the median); "raw": Neural Cleanse's raw L1
+    # Floor on the MAD: in log units on the log scale (0.15 ~ a 15% relative spread), as a share
+    # of the median on the raw scale (0 gives Neural Cleanse exactly). Where most classes sit
+    # within a few percent of each other the MAD alone is tiny and a naturally easy class would
+    # be flagged; with 0.15 (log) and threshold 3 a class must be under 51% of the median.
+    min_relative_mad: float = 0.15
+
+
+@dataclass(frozen=True)
+class MarginConfig:
+    """The maximum-margin test (core.margins): per class, the largest logit margin an input can reach."""
+
+    enabled: bool = True  # the second line of evidence; off, the verdict rests on trigger sizes alone
+    steps: int = 100  # projected gradient-ascent steps, all classes and restarts batched
+    restarts: int = 4  # random starting images per class; the best margin of them counts
+    lr: float = 0.1  # Adam, on the inputs' logits (sigmoid into the input range)
+    margin_cap: float = 100.0  # stop pushing a margin past this (logits can grow without bound)
+    threshold: float = 3.0  # a class is flagged when its index (log margin, MADs above the median) exceeds this
+    consistency: float = 1.4826
+    min_mad: float = 0.1  # floor on the MAD of log margins
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,7 @@ class ScanConfig:
     method: str = "baerase"  # "baerase" (generator) or "neural_cleanse" (cheap baseline)
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
+    margins: MarginConfig = field(default_factory=MarginConfig)  # seeded with recovery.seed
     holdout_fraction: float = 0.2  # of the clean set, kept out of recovery to measure recovered-trigger ASR
     eval_draws: int = 4  # fresh triggers per held-out image when measuring recovered-trigger ASR
 
@@ -173,13 +195,13 @@ class ValidationConfig:
 
 
 # Verdict precedence (README, "Verdict precedence"): detection was measured (the tests at the
-# defaults, BENCHMARKS.md) with 400 recovery steps and Neural Cleanse's threshold 2.0; with
+# defaults, BENCHMARKS.md) with 400 recovery steps and the default threshold; with
 # fewer steps the triggers are not yet small (a 10-step scan called a 99.9%-ASR model "no
 # backdoor found"), and a higher threshold lets real backdoors through. A scan below these
 # runs as "advisory": said on the console, on the run and in the tags (baerase.advisory),
 # and it never overwrites a backdoor verdict recorded by a stronger scan.
 MIN_RECOVERY_STEPS = 400
-MAX_THRESHOLD = 2.0
+MAX_THRESHOLD = DetectionConfig.threshold
 
 # The clean set a registry command uses when neither the command line, the version's last
 # scan (tag baerase.data_uri) nor the registered model (tag baerase.data_uri) names one:

@@ -14,6 +14,7 @@ from torch import nn
 
 from baerase_mlops.config import (
     DetectionConfig,
+    MarginConfig,
     RecoveryConfig,
     ScanConfig,
     UnlearningConfig,
@@ -282,7 +283,10 @@ def scan_config_of(verdict: Verdict) -> ScanConfig:
     return ScanConfig(
         method=recorded["method"],
         recovery=RecoveryConfig(**recorded["recovery"]),
-        detection=DetectionConfig(**recorded["detection"]),
+        # A verdict from before the log scale was reached on raw sizes, and one from before the
+        # margin test without it.
+        detection=DetectionConfig(**{"scale": "raw", **recorded["detection"]}),
+        margins=MarginConfig(**recorded["margins"]) if "margins" in recorded else MarginConfig(enabled=False),
         holdout_fraction=recorded["holdout_fraction"],
         eval_draws=recorded["eval_draws"],
     )

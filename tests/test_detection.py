@@ -1,13 +1,18 @@
-"""The anomaly index (Neural Cleanse's MAD test) on hand-made norm vectors."""
+"""The anomaly index (a MAD outlier test on log trigger sizes, or Neural Cleanse's raw one) on
+hand-made norm vectors."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
 from baerase_mlops.config import DetectionConfig
 from baerase_mlops.core.detection import AnomalyDetector, anomaly_indices
 
-PURE_NC = DetectionConfig(min_relative_mad=0.0)
+PURE_NC = DetectionConfig(scale="raw", min_relative_mad=0.0)
+# Today's default before the log scale: raw L1 with a MAD floor of 20% of the median, threshold 2.
+RAW_FLOORED = DetectionConfig(threshold=2.0, scale="raw", min_relative_mad=0.2)
 
 
 def test_index_is_distance_from_median_in_consistency_scaled_mads():
@@ -36,15 +41,15 @@ def test_large_outlier_is_not_flagged():
 def test_index_at_the_threshold_is_not_flagged():
     # median 10, MAD 1: a norm of 10 - 2 * 1.4826 has index exactly 2.0
     norms = [10 - 2 * 1.4826, 9.0, 10.0, 11.0, 10.0, 9.0, 11.0]
-    detection = AnomalyDetector(DetectionConfig(threshold=2.0, min_relative_mad=0.0)).detect(norms)
+    detection = AnomalyDetector(DetectionConfig(threshold=2.0, scale="raw", min_relative_mad=0.0)).detect(norms)
     assert detection.indices[0] == pytest.approx(2.0)
     assert detection.flagged == []
 
 
 def test_threshold_is_configurable():
     norms = [7.0, 9.0, 10.0, 11.0, 10.0, 9.0, 11.0]  # index of 7 is 3 / 1.4826 = 2.02
-    assert AnomalyDetector(DetectionConfig(threshold=2.0, min_relative_mad=0.0)).detect(norms).flagged == [0]
-    assert AnomalyDetector(DetectionConfig(threshold=2.5, min_relative_mad=0.0)).detect(norms).flagged == []
+    assert AnomalyDetector(replace(PURE_NC, threshold=2.0)).detect(norms).flagged == [0]
+    assert AnomalyDetector(replace(PURE_NC, threshold=2.5)).detect(norms).flagged == []
 
 
 def test_two_infected_classes_are_both_flagged():
@@ -63,7 +68,59 @@ def test_mad_floor_keeps_a_real_backdoor_flagged():
     norms = [104.0, 117.0, 96.0, 105.0, 9.0, 104.0, 103.0, 98.0, 105.0, 102.0]
     detection = AnomalyDetector(DetectionConfig()).detect(norms)
     assert detection.flagged == [4]
-    assert detection.mad == pytest.approx(0.2 * 103.5)
+    assert detection.mad == pytest.approx(DetectionConfig().min_relative_mad)  # log units
+
+
+def test_raw_scale_mad_floor_is_a_share_of_the_median():
+    norms = [104.0, 117.0, 96.0, 105.0, 9.0, 104.0, 103.0, 98.0, 105.0, 102.0]
+    assert AnomalyDetector(RAW_FLOORED).detect(norms).mad == pytest.approx(0.2 * 103.5)
+
+
+def spread(classes: int, low: float, high: float) -> list[float]:
+    """Natural per-class trigger sizes spread evenly (in log) from ``low`` to ``high``."""
+    return [low * (high / low) ** (k / (classes - 1)) for k in range(classes)]
+
+
+@pytest.mark.parametrize("classes", [10, 43])
+def test_a_seven_times_small_class_is_flagged_despite_a_threefold_natural_spread(classes):
+    # The user's checkerboard model: other classes 26-87, the target 7.6x under the median.
+    norms = spread(classes - 1, 26.0, 87.0)
+    median = sorted(norms)[len(norms) // 2]
+    norms.insert(3, median / 7.0)
+    detection = AnomalyDetector(DetectionConfig()).detect(norms)
+    assert detection.flagged == [3]
+    assert detection.anomaly_index > DetectionConfig().threshold
+
+
+@pytest.mark.parametrize("classes", [10, 43])
+def test_the_raw_floored_test_misses_that_class(classes):
+    # Why the default moved off raw L1: the spread of the other classes swamps the raw MAD.
+    norms = spread(classes - 1, 26.0, 87.0)
+    norms.insert(3, sorted(norms)[len(norms) // 2] / 7.0)
+    assert AnomalyDetector(RAW_FLOORED).detect(norms).flagged == []
+
+
+@pytest.mark.parametrize("classes", [10, 43])
+def test_a_threefold_natural_spread_alone_is_not_flagged(classes):
+    assert AnomalyDetector(DetectionConfig()).detect(spread(classes, 26.0, 87.0)).flagged == []
+
+
+def test_log_scale_needs_positive_norms():
+    with pytest.raises(ValueError, match="positive"):
+        AnomalyDetector(DetectionConfig()).detect([0.0, 5.0, 6.0])
+
+
+def test_unknown_scale_is_an_error():
+    with pytest.raises(ValueError, match="scale"):
+        AnomalyDetector(DetectionConfig(scale="sqrt"))
+
+
+def test_flag_below_is_the_threshold_as_a_norm():
+    norms = [40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0]
+    detection = AnomalyDetector(DetectionConfig()).detect(norms)
+    just_under = AnomalyDetector(DetectionConfig()).detect([detection.flag_below * 0.999, *norms[1:]])
+    just_over = AnomalyDetector(DetectionConfig()).detect([detection.flag_below * 1.001, *norms[1:]])
+    assert just_under.flagged == [0] and just_over.flagged == []
 
 
 def test_zero_mad_gives_a_finite_huge_index_to_the_odd_one_out():

@@ -26,8 +26,9 @@ def _recorded(settings: JobSettings, verdict: str = "backdoor") -> VersionInfo:
 
 def test_fewer_steps_or_a_higher_threshold_is_weaker_and_a_verdict_without_strength_counts_as_the_defaults():
     tags = _recorded(DEFAULTS).tags
-    assert T.weaker_than_recorded(100, 2.0, tags) and T.weaker_than_recorded(400, 3.0, tags)
-    assert not T.weaker_than_recorded(400, 2.0, tags) and not T.weaker_than_recorded(800, 1.5, tags)
+    default = MAX_THRESHOLD  # the default threshold
+    assert T.weaker_than_recorded(100, default, tags) and T.weaker_than_recorded(400, default + 1.0, tags)
+    assert not T.weaker_than_recorded(400, default, tags) and not T.weaker_than_recorded(800, default - 0.5, tags)
     assert T.weaker_than_recorded(MIN_RECOVERY_STEPS - 1, MAX_THRESHOLD, {T.VERDICT: "backdoor"})
 
 

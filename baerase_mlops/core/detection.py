@@ -1,17 +1,31 @@
-"""Is any class's smallest trigger abnormally small? (Neural Cleanse, Wang et al. 2019)
+"""Is any class's smallest trigger abnormally small? (after Neural Cleanse, Wang et al. 2019)
 
-anomaly index_k = |norm_k - median| / (consistency * MAD), MAD = median |norm - median|.
-A class is flagged when its norm is below the median and its index exceeds the
-threshold; the model's anomaly index is that of its smallest norm.
+anomaly index_k = |s_k - centre| / (consistency * MAD), MAD = median |s - centre|, centre = median s,
+where s_k is class k's trigger size on the detector's scale:
+
+* ``log`` (the default): s_k = log(norm_k). The test then works in ratios to the median, so a
+  class 7x smaller than the median stands out however widely the other classes' natural sizes
+  spread (they spread 3x or more on users' models, and a raw MAD is dominated by that spread).
+* ``raw``: s_k = norm_k, Neural Cleanse's test as published (with ``min_relative_mad`` 0).
+
+The MAD has a floor, ``min_relative_mad``: on the log scale in log units (a MAD of r is a
+relative spread of about r), on the raw scale as a share of the median. It keeps a tight cluster
+of classes from making a naturally easy class an outlier.
+
+The test is one-sided: only classes below the centre are flagged, those whose index exceeds
+the threshold. The model's anomaly index is that of its smallest norm.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from baerase_mlops.config import DetectionConfig
+
+SCALES = ("log", "raw")
 
 
 @dataclass(frozen=True)
@@ -19,39 +33,55 @@ class Detection:
     indices: list[float]  # anomaly index of every class
     anomaly_index: float  # of the class with the smallest norm
     flagged: list[int]  # classes below the median with an index above the threshold
-    median: float
-    mad: float  # the scale used (after any floor)
+    median: float  # median norm (on the log scale: exp of the median log norm)
+    mad: float  # the scale used (after any floor), in the detector's units
     threshold: float
+    scale: str = "raw"
+    flag_below: float = 0.0  # a norm under this is flagged (the threshold, as a norm)
 
 
 def anomaly_indices(
-    norms: list[float] | torch.Tensor, consistency: float = 1.4826, min_relative_mad: float = 0.0
+    norms: list[float] | torch.Tensor, consistency: float = 1.4826, min_relative_mad: float = 0.0, scale: str = "raw"
 ) -> tuple[torch.Tensor, float, float]:
-    """(indices, median, MAD) for ``norms``. The median is the mean of the two middle
-    values for an even count. A MAD of 0 (most norms equal) is replaced by the smallest
-    positive float, so that any differing norm gets a very large, finite index."""
+    """(indices, centre, MAD) for ``norms`` on ``scale`` (centre and MAD in that scale's units).
+    The median is the mean of the two middle values for an even count. A MAD of 0 (most
+    sizes equal) is replaced by the smallest positive float, so that any differing size gets
+    a very large, finite index."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown detection scale {scale!r}; choose one of {list(SCALES)}")
     values = torch.as_tensor(norms, dtype=torch.float64)
     if values.numel() < 3:
         raise ValueError(f"an anomaly index needs at least 3 classes, got {values.numel()}")
     if not torch.isfinite(values).all():
         raise ValueError("trigger norms must be finite")
-    median = float(torch.quantile(values, 0.5))
-    mad = float(torch.quantile((values - median).abs(), 0.5))
-    mad = max(mad, min_relative_mad * abs(median), torch.finfo(torch.float64).tiny)
-    return (values - median).abs() / (consistency * mad), median, mad
+    if scale == "log":
+        if not (values > 0).all():
+            raise ValueError("trigger norms must be positive on the log scale")
+        values = values.log()
+    centre = float(torch.quantile(values, 0.5))
+    mad = float(torch.quantile((values - centre).abs(), 0.5))
+    floor = min_relative_mad if scale == "log" else min_relative_mad * abs(centre)
+    mad = max(mad, floor, torch.finfo(torch.float64).tiny)
+    return (values - centre).abs() / (consistency * mad), centre, mad
 
 
 class AnomalyDetector:
     """Flag the classes whose smallest trigger is an outlier on the small side."""
 
     def __init__(self, config: DetectionConfig = DetectionConfig()) -> None:
+        if config.scale not in SCALES:
+            raise ValueError(f"unknown detection scale {config.scale!r}; choose one of {list(SCALES)}")
         self.config = config
 
     def detect(self, norms: list[float] | torch.Tensor) -> Detection:
         c = self.config
         values = torch.as_tensor(norms, dtype=torch.float64)
-        indices, median, mad = anomaly_indices(values, c.consistency, c.min_relative_mad)
-        below = values < median
+        indices, centre, mad = anomaly_indices(values, c.consistency, c.min_relative_mad, c.scale)
+        below = (values.log() if c.scale == "log" else values) < centre
         flagged = torch.nonzero(below & (indices > c.threshold)).flatten().tolist()
         smallest = int(values.argmin())
-        return Detection(indices.tolist(), float(indices[smallest]), flagged, median, mad, c.threshold)
+        cut = centre - c.threshold * c.consistency * mad
+        median, flag_below = (math.exp(centre), math.exp(cut)) if c.scale == "log" else (centre, max(cut, 0.0))
+        return Detection(
+            indices.tolist(), float(indices[smallest]), flagged, median, mad, c.threshold, c.scale, flag_below
+        )

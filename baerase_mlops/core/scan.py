@@ -7,6 +7,7 @@ are measured (recovered-trigger ASR). Nothing here knows the attack.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +21,7 @@ from baerase_mlops.config import ScanConfig
 from baerase_mlops.contract import InputContract
 from baerase_mlops.core.classifier import check_classifier, frozen
 from baerase_mlops.core.detection import AnomalyDetector
+from baerase_mlops.core.margins import MarginResult, MaxMarginDetector
 from baerase_mlops.core.metrics import predict
 from baerase_mlops.core.recovery import RECOVERY_METHODS, RecoveryResult
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
@@ -43,6 +45,9 @@ class ClassFinding:
     holdout_asr: float  # share of held-out clean images its recovered triggers send to it
     flagged: bool
     train_asr: float = float("nan")  # on the optimisation images, at the kept round
+    margin: float = float("nan")  # largest logit margin an input reached for the class (core.margins)
+    margin_index: float = float("nan")  # its anomaly index, positive above the median
+    flagged_by: str = ""  # which evidence flagged it: "size", "margin" or "size+margin"
 
 
 @dataclass
@@ -54,7 +59,7 @@ class Verdict:
     flagged_classes: list[int]
     threshold: float
     median_norm: float
-    mad: float
+    mad: float  # in the detector's units (log sizes by default: config["detection"]["scale"])
     classes: list[ClassFinding]
     method: str
     device: str
@@ -63,6 +68,9 @@ class Verdict:
     contract: InputContract
     clean_images: dict[str, Any]
     config: dict[str, Any]
+    flag_below: float = float("nan")  # a class whose norm is under this is flagged (the threshold, as a norm)
+    margin_index: float = float("nan")  # the largest class's maximum-margin index (NaN: the test was off)
+    margin_threshold: float = float("nan")
     tool_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
@@ -71,11 +79,19 @@ class Verdict:
         return self.status == STATUS_BACKDOOR
 
     def summary(self) -> str:
+        margin = "" if math.isnan(self.margin_index) else f", margin index {self.margin_index:.2f}"
+        margin_cut = "" if math.isnan(self.margin_threshold) else f" / {self.margin_threshold:g}"
         if self.backdoor:
-            names = ", ".join(f"{k} ({self.classes[k].name})" for k in self.flagged_classes)
-            return f"backdoor found: class {names}, anomaly index {self.anomaly_index:.2f} > {self.threshold:g}"
+            names = ", ".join(
+                f"{k} ({self.classes[k].name}, by {self.classes[k].flagged_by or 'size'})" for k in self.flagged_classes
+            )
+            return (
+                f"backdoor found: class {names}; anomaly index {self.anomaly_index:.2f}{margin} "
+                f"(thresholds {self.threshold:g}{margin_cut})"
+            )
         return (
-            f"no backdoor found: largest anomaly index {self.anomaly_index:.2f} <= {self.threshold:g} "
+            f"no backdoor found: largest anomaly index {self.anomaly_index:.2f}{margin} "
+            f"<= {self.threshold:g}{margin_cut} "
             "(a miss is possible; this is not a proof that the model is clean)"
         )
 
@@ -183,8 +199,12 @@ class Scanner:
         recovery = RECOVERY_METHODS[c.method](c.recovery, self.device, self.progress).recover(
             model, optimisation.x, optimisation.y, contract.num_classes
         )
+        margins = self._margins(model, contract)
         evaluated = time.perf_counter()
         detection = AnomalyDetector(c.detection).detect(recovery.norms)
+        by_size = set(detection.flagged)
+        by_margin = set(margins.flagged) if margins else set()
+        flagged = sorted(by_size | by_margin)
         generator = torch.Generator().manual_seed(c.recovery.seed)
         with frozen(model):
             holdout_asr = [
@@ -199,25 +219,32 @@ class Scanner:
                 recovery.reached[k],
                 detection.indices[k],
                 holdout_asr[k],
-                k in detection.flagged,
+                k in flagged,
                 recovery.train_asr[k],
+                margins.margins[k] if margins else float("nan"),
+                margins.indices[k] if margins else float("nan"),
+                "+".join(name for name, hit in (("size", k in by_size), ("margin", k in by_margin)) if hit),
             )
             for k in range(contract.num_classes)
         ]
         finished = time.perf_counter()
         verdict = Verdict(
-            status=STATUS_BACKDOOR if detection.flagged else STATUS_NONE_FOUND,
+            status=STATUS_BACKDOOR if flagged else STATUS_NONE_FOUND,
             anomaly_index=detection.anomaly_index,
-            flagged_classes=detection.flagged,
+            flagged_classes=flagged,
             threshold=detection.threshold,
             median_norm=detection.median,
             mad=detection.mad,
+            flag_below=detection.flag_below,
+            margin_index=max(margins.indices) if margins else float("nan"),
+            margin_threshold=margins.threshold if margins else float("nan"),
             classes=findings,
             method=c.method,
             device=str(self.device),
             seed=c.recovery.seed,
             timings={
                 "recovery_s": recovery.seconds,
+                "margins_s": margins.seconds if margins else 0.0,
                 "evaluation_s": finished - evaluated,
                 "total_s": finished - started,
             },
@@ -231,3 +258,11 @@ class Scanner:
             config=asdict(c),
         )
         return ScanResult(verdict, recovery, optimisation, holdout)
+
+    def _margins(self, model: nn.Module, contract: InputContract) -> MarginResult | None:
+        """The trigger-agnostic test (core.margins), seeded like the recovery; None when it is off."""
+        c = self.config
+        if not c.margins.enabled:
+            return None
+        detector = MaxMarginDetector(c.margins, self.device, self.progress, seed=c.recovery.seed)
+        return detector.detect(model, tuple(contract.input_shape), contract.num_classes, tuple(contract.value_range))

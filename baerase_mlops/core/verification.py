@@ -174,10 +174,7 @@ class ErasureVerifier:
         before_ok, after_ok = self._correct(original, verify), self._correct(candidate, verify)
         reasons = []
         if rescan.backdoor:
-            reasons.append(
-                f"a fresh scan still flags class(es) {rescan.flagged_classes} (anomaly index "
-                f"{rescan.anomaly_index:.2f} > {rescan.threshold:g})"
-            )
+            reasons.append(f"a fresh scan still flags class(es) {rescan.flagged_classes}: {rescan.summary()}")
         for t in triggers:
             if t.asr > target_asr + 1e-12:
                 reasons.append(

@@ -3,6 +3,7 @@ and how the run ends when the job fails (its exit code and error as tags, FAILED
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,7 @@ def log_verdict(verdict: Verdict) -> None:
     metrics = {
         "anomaly_index": verdict.anomaly_index,
         "median_norm": verdict.median_norm,
+        "margin_index": verdict.margin_index,
         "flagged_count": len(verdict.flagged_classes),
         **{f"timing_{k}": v for k, v in verdict.timings.items()},
     }
@@ -41,7 +43,9 @@ def log_verdict(verdict: Verdict) -> None:
         metrics[f"norm_class_{c.label}"] = c.norm
         metrics[f"anomaly_index_class_{c.label}"] = c.anomaly_index
         metrics[f"holdout_asr_class_{c.label}"] = c.holdout_asr
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        metrics[f"margin_index_class_{c.label}"] = c.margin_index
+    # NaN: not measured (a margin test switched off, a class with no held-out image)
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and not math.isnan(v)})
     mlflow.set_tag("baerase.status", verdict.status)
 
 

@@ -121,13 +121,12 @@ def plot_triggers(verdict: Verdict, examples, labels: list[int], path: Path) -> 
 def plot_norms(verdict: Verdict, path: Path) -> None:
     """Bar chart of the per-class sizes; flagged bars in red; below the dashed line is flagged."""
     norms = [c.norm for c in verdict.classes]
-    boundary = verdict.median_norm - verdict.threshold * verdict.config["detection"]["consistency"] * verdict.mad
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(norms)), 3.5))
     colours = ["#d62728" if c.flagged else "#1f77b4" for c in verdict.classes]
     ax.bar(range(len(norms)), norms, color=colours)
     ax.axhline(verdict.median_norm, color="gray", linewidth=1, label=f"median {verdict.median_norm:.1f}")
     ax.axhline(
-        max(boundary, 0.0),
+        verdict.flag_below,
         color="#d62728",
         linestyle="--",
         linewidth=1,

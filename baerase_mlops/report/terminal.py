@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.table import Table
@@ -18,16 +19,33 @@ def verdict_table(verdict: Verdict) -> Table:
         ("trigger size (L1)", "right"),
         ("anomaly index", "right"),
         ("held-out ASR", "right"),
+        ("max margin", "right"),
+        ("margin index", "right"),
         ("", "left"),
     ]:
         table.add_column(name, justify=justify)
     for c in verdict.classes:
         style = "bold red" if c.flagged else None
-        note = "FLAGGED" if c.flagged else ("" if c.reached else "no trigger reached the success threshold")
+        if c.flagged:
+            note = f"FLAGGED by {c.flagged_by or 'size'}"
+        else:
+            note = "" if c.reached else "no trigger reached the success threshold"
         table.add_row(
-            str(c.label), c.name, f"{c.norm:.1f}", f"{c.anomaly_index:.2f}", percent(c.holdout_asr), note, style=style
+            str(c.label),
+            c.name,
+            f"{c.norm:.1f}",
+            f"{c.anomaly_index:.2f}",
+            percent(c.holdout_asr),
+            _number(c.margin, 1),
+            _number(c.margin_index, 2),
+            note,
+            style=style,
         )
     return table
+
+
+def _number(value: float, digits: int) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def erasure_table(metrics: dict[str, Any]) -> Table:
