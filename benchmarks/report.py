@@ -79,6 +79,7 @@ def render(results: dict[str, Any], json_name: str, plot_name: str | None) -> st
         headline(runs, defences),
         lab_table(runs, order),
         detection_table(runs, order),
+        evidence_table(runs, order),
         false_positive_table(runs, order),
         plot_section(plot_name),
         erasure_table(runs, defences, order),
@@ -240,7 +241,8 @@ def detection_table(runs: list[Run], order: dict[str, list[str]]) -> str:
         "Detection per dataset × attack × architecture",
         "Models whose attack took. Target's index: the anomaly index of the attacker's class, median (min) over seeds, "
         "next to the largest anomaly index any clean model of the same dataset and architecture reached (a detector "
-        "separates them when the first is above the second). Threshold 2.0.",
+        "separates them when the first is above the second). A scan's index is its size test's (both lines of "
+        "evidence: next table); thresholds as recorded in each run's config.",
         columns,
     )
     for (dataset, arch), rs in group(done, "dataset", "arch", order=order).items():
@@ -253,6 +255,69 @@ def detection_table(runs: list[Run], order: dict[str, list[str]]) -> str:
                 clean_max = _max_clean_index(rs, s)
                 row += [rate(hits, len(have)), f"{target} / {num(clean_max) if clean_max is not None else '—'}"]
             lines.append(md_row(row))
+    return "\n".join(lines)
+
+
+def _target_by(r: Run, scan: str, evidence: str) -> bool:
+    flagged_by = r["scans"][scan].get("flagged_by") or []
+    return evidence in (flagged_by[r["target"]] if r["target"] < len(flagged_by) else "")
+
+
+def _target_margin(r: Run, scan: str) -> float | None:
+    indices = r["scans"][scan].get("margin_indices")
+    return indices[r["target"]] if indices and indices[r["target"]] is not None else None
+
+
+def _max_clean_margin(runs: list[Run], scan: str) -> float | None:
+    vals = [
+        max(v for v in r["scans"][scan]["margin_indices"] if v is not None)
+        for r in runs
+        if not r["backdoored"] and scan in r["scans"] and r["scans"][scan].get("margin_indices")
+    ]
+    return max(vals) if vals else None
+
+
+def evidence_table(runs: list[Run], order: dict[str, list[str]], scan: str = "baerase") -> str:
+    """Which line of evidence found the attacker's class, for the default scan: the trigger-size
+    test, the maximum-margin test, either (the verdict)."""
+    done = [r for r in counted(runs) if scan in r["scans"]]
+    if not any(r["scans"][scan].get("margin_indices") for r in done):
+        return ""
+    lines = table_head(
+        f"Two lines of evidence ({SCAN_NAMES.get(scan, scan)})",
+        "Models whose attack took: how many had the attacker's class flagged by the trigger-size test, by the "
+        "maximum-margin test (core/margins.py: the largest logit margin any input reaches for the class, MADs "
+        "above the median in log margins), and by either (the verdict). Margin index: the attacker's class's, "
+        "median (min) over seeds, next to the largest any clean model of the same dataset and architecture reached.",
+        [
+            "dataset",
+            "arch",
+            "attack",
+            "models",
+            "size test",
+            "margin test",
+            "either",
+            "target's margin index, median (min) / largest clean",
+        ],
+    )
+    for (dataset, arch), rs in group(done, "dataset", "arch", order=order).items():
+        clean_max = _max_clean_margin(rs, scan)
+        for (case,), cell in group([r for r in rs if r["backdoored"]], "case").items():
+            margins = [v for v in (_target_margin(r, scan) for r in cell) if v is not None]
+            lines.append(
+                md_row(
+                    [
+                        dataset,
+                        arch,
+                        CASES.get(case, ("", case))[1],
+                        str(len(cell)),
+                        rate(sum(1 for r in cell if _target_by(r, scan, "size")), len(cell)),
+                        rate(sum(1 for r in cell if _target_by(r, scan, "margin")), len(cell)),
+                        rate(sum(1 for r in cell if r["scans"][scan]["right_class"]), len(cell)),
+                        f"{med_worst(margins, num, worst=min)} / {num(clean_max) if clean_max is not None else '—'}",
+                    ]
+                )
+            )
     return "\n".join(lines)
 
 
@@ -361,7 +426,10 @@ def timing_table(runs: list[Run], defences: list[str], order: dict[str, list[str
             rs, lambda r: max(((s.get("memory") or {}).get("rss_peak_mib") or 0) for s in r["scans"].values())
         )
         rss_unlearn = values(
-            rs, lambda r: max(((d.get("memory") or {}).get("rss_peak_mib") or 0) for d in r["defences"].values())
+            rs,
+            lambda r: max(
+                (((d.get("memory") or {}).get("rss_peak_mib") or 0) for d in r["defences"].values()), default=None
+            ),
         )
         rss = " / ".join(mib(max(v)) if v else "—" for v in (rss_train, rss_scan, rss_unlearn))
         lines.append(md_row([dataset, arch, str(len(rs)), train, *scan, *unlearn, whole, rss]))

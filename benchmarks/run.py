@@ -18,7 +18,7 @@ import shlex
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,11 @@ def output_path(out: Path | None, profile_name: str, is_tiny: bool) -> Path:
     "--limit", type=click.IntRange(min=1), default=None, help="At most this many models per dataset (dry runs)."
 )
 @click.option(
+    "--scans-only",
+    is_flag=True,
+    help="Run both scans of every model and no unlearning (detection shards: a tenth of the cost).",
+)
+@click.option(
     "--tiny",
     "is_tiny",
     is_flag=True,
@@ -168,6 +173,7 @@ def main(
     attacks,
     seeds,
     limit,
+    scans_only,
     is_tiny,
     render_json,
 ) -> int:
@@ -180,6 +186,8 @@ def main(
     profile = choose_profile(
         profile_name, is_tiny=is_tiny, datasets=datasets, archs=archs, seeds=seeds, attacks=attacks, limit=limit
     )
+    if scans_only:
+        profile = replace(profile, defences=())
     check_datasets(profile, datasets_dir)
     out_path = output_path(out, profile_name, is_tiny)
     previous = None if no_merge else load_results(out_path.with_suffix(".json"))

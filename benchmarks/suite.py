@@ -35,7 +35,7 @@ from benchmarks.cases import Case, make_case
 from benchmarks.labcache import LabModel, dataset_uri, obtain_lab_model
 from benchmarks.machine import load_average, utc_now
 from benchmarks.memory import PeakMemory, Stopwatch
-from benchmarks.profiles import DEFENCE_METHODS, DatasetPlan, Profile
+from benchmarks.profiles import DEFENCE_METHODS, SCAN_METHODS, DatasetPlan, Profile
 
 Log = Callable[[str], None]
 ASR_TOOK = 0.9  # a backdoored model counts only when its real ASR reached this
@@ -126,15 +126,16 @@ def run_case(settings: Settings, plan: DatasetPlan, arch: str, uri: str, case: C
     scan_records: dict[str, dict[str, Any]] = {}
     defences: dict[str, dict[str, Any]] = {}
     config = unlearning_config(settings.profile, case.seed)
+    # Both scans on every model, also in a scans-only shard (no defences): detection compares them.
+    for scan_method in SCAN_METHODS:
+        scans[scan_method], scan_records[scan_method] = timed_scan(settings, lab, data, case, scan_method)
+        s = scan_records[scan_method]
+        log(
+            f"  {scan_method} scan: flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's "
+            f"{_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s"
+        )
     for defence in settings.profile.defences:
         scan_method, unlearning = DEFENCE_METHODS[defence]
-        if scan_method not in scans:
-            scans[scan_method], scan_records[scan_method] = timed_scan(settings, lab, data, case, scan_method)
-            s = scan_records[scan_method]
-            log(
-                f"  {scan_method} scan: flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's "
-                f"{_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s"
-            )
         record = timed_erase(settings, lab, data, scans[scan_method], config, unlearning)
         record.update(defence=defence, scan=scan_method, total_s=scan_records[scan_method]["wall_s"] + record["wall_s"])
         defences[defence] = record
@@ -213,6 +214,11 @@ def detection_record(scan: ScanResult, case: Case, watch: Stopwatch, peak: PeakM
         "threshold": v.threshold,
         "norms": norms,
         "reached": [c.reached for c in v.classes],
+        "holdout_asr": [c.holdout_asr for c in v.classes],
+        "margins": [c.margin for c in v.classes],
+        "margin_indices": [c.margin_index for c in v.classes],
+        "flagged_by": [c.flagged_by for c in v.classes],
+        "target_margin_index": target.margin_index if target else None,
         "recovery_steps": scan.recovery.steps,
         "recovery_s": v.timings["recovery_s"],
         "scan_s": v.timings["total_s"],
