@@ -70,7 +70,9 @@ class DetectionConfig:
     two scored 4.1 or more and no clean model above 1.9.
     """
 
-    threshold: float = 3.0  # a class is flagged when its anomaly index exceeds this
+    # A class is flagged when its anomaly index exceeds this: its trigger-size index, or its
+    # maximum-margin index where that test runs (one threshold for both, calibrated on clean models).
+    threshold: float = 3.0
     consistency: float = 1.4826  # MAD -> standard deviation for normal data
     scale: str = "log"  # "log": test log sizes (ratios to the median); "raw": Neural Cleanse's raw L1
     # Floor on the MAD: in log units on the log scale (0.15 ~ a 15% relative spread), as a share
@@ -82,14 +84,14 @@ class DetectionConfig:
 
 @dataclass(frozen=True)
 class MarginConfig:
-    """The maximum-margin test (core.margins): per class, the largest logit margin an input can reach."""
+    """The maximum-margin test (core.margins): per class, the largest logit margin an input can
+    reach. Its threshold is the detection's (``DetectionConfig.threshold``)."""
 
     enabled: bool = True  # the second line of evidence; off, the verdict rests on trigger sizes alone
     steps: int = 100  # projected gradient-ascent steps, all classes and restarts batched
     restarts: int = 4  # random starting images per class; the best margin of them counts
     lr: float = 0.1  # Adam, on the inputs' logits (sigmoid into the input range)
     margin_cap: float = 100.0  # stop pushing a margin past this (logits can grow without bound)
-    threshold: float = 3.0  # a class is flagged when its index (log margin, MADs above the median) exceeds this
     consistency: float = 1.4826
     min_mad: float = 0.1  # floor on the MAD of log margins
 

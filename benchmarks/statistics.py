@@ -42,13 +42,13 @@ def size_test(config: DetectionConfig) -> Candidate:
     return flag
 
 
-def margin_test(config: MarginConfig = MarginConfig()) -> Candidate:
+def margin_test(config: MarginConfig = MarginConfig(), threshold: float = DetectionConfig.threshold) -> Candidate:
     def flag(scan: dict[str, Any]) -> tuple[list[int], list[float]] | None:
         margins = scan.get("margins")
         if not margins or any(m is None for m in margins):
             return None
         indices, _, _ = margin_indices(margins, config.consistency, config.min_mad)
-        return [k for k, v in enumerate(indices) if v > config.threshold], indices
+        return [k for k, v in enumerate(indices) if v > threshold], indices
 
     return flag
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from baerase_mlops.config import MarginConfig
+from baerase_mlops.config import DetectionConfig, MarginConfig
 from baerase_mlops.core.margins import MaxMarginDetector, margin_indices
 
 CONFIG = MarginConfig()
+THRESHOLD = DetectionConfig().threshold  # the scan's one threshold, for both tests
 
 
 def test_one_abnormally_large_margin_is_flagged_above_the_median():
@@ -21,8 +22,8 @@ def test_one_abnormally_large_margin_is_flagged_above_the_median():
     indices, median, _ = margin_indices(margins, CONFIG.consistency, CONFIG.min_mad)
     assert median == pytest.approx(29.5, rel=1e-3)  # geometric mean of the middle two
     assert max(range(10), key=indices.__getitem__) == 5
-    assert indices[5] > CONFIG.threshold
-    assert all(v < CONFIG.threshold for k, v in enumerate(indices) if k != 5)
+    assert indices[5] > THRESHOLD
+    assert all(v < THRESHOLD for k, v in enumerate(indices) if k != 5)
 
 
 def test_small_margins_are_never_outliers():
@@ -35,7 +36,7 @@ def test_mad_floor_keeps_a_tight_cluster_from_flagging_a_slightly_larger_class()
     margins = [30.0, 30.5, 29.8, 30.2, 30.1, 36.0, 29.9, 30.3, 30.0, 30.4]  # 20% above a 1%-wide cluster
     indices, _, mad = margin_indices(margins, CONFIG.consistency, CONFIG.min_mad)
     assert mad == CONFIG.min_mad
-    assert indices[5] < CONFIG.threshold
+    assert indices[5] < THRESHOLD
 
 
 def test_non_positive_margins_count_as_tiny_not_as_errors():
@@ -66,6 +67,11 @@ def test_seeded_runs_agree():
     assert a.margins == b.margins
 
 
+def test_the_threshold_is_the_constructors():
+    result = MaxMarginDetector(replace(CONFIG, steps=50), "cpu", threshold=1000.0).detect(_Shortcut(), (1, 4, 4), 6)
+    assert result.flagged == [] and result.threshold == 1000.0
+
+
 def test_zero_steps_is_an_error():
     with pytest.raises(ValueError, match="steps"):
         MaxMarginDetector(replace(CONFIG, steps=0))
@@ -82,4 +88,4 @@ def test_backdoored_lab_model_is_flagged_at_its_target(lab_model_factory):
 def test_clean_lab_model_is_not_flagged(lab_model_factory):
     result = MaxMarginDetector(CONFIG, "cpu").detect(lab_model_factory("clean").model, (1, 28, 28), 10)
     assert result.flagged == []
-    assert max(result.indices) < CONFIG.threshold
+    assert max(result.indices) < THRESHOLD

@@ -9,7 +9,8 @@ warp, signal or blend). No clean image and no mask are needed: per class k,
 
 estimated by projected gradient ascent from several random starts, all classes batched. The
 outlier test is the size statistic's MAD test turned around: a class is flagged when its r_k
-lies above the median by more than ``threshold`` consistency-scaled MADs, in log margins.
+lies above the median by more than ``threshold`` consistency-scaled MADs, in log margins (the
+scan passes the detection's threshold: one number for both tests).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from baerase_mlops.config import MarginConfig
+from baerase_mlops.config import DetectionConfig, MarginConfig
 from baerase_mlops.core.classifier import frozen
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device, seed_everything
 
@@ -34,6 +35,7 @@ class MarginResult:
     median: float
     mad: float  # of log margins, after the floor
     threshold: float
+    flag_above: float  # a margin over this is flagged (the threshold, as a margin)
     steps: int
     restarts: int
     seconds: float
@@ -62,6 +64,8 @@ class MaxMarginDetector:
         config: MarginConfig = MarginConfig(),
         device: str | torch.device = "auto",
         progress: Progress = no_progress,
+        *,
+        threshold: float = DetectionConfig.threshold,
         seed: int = 0,
     ) -> None:
         if config.steps < 1 or config.restarts < 1:
@@ -69,6 +73,7 @@ class MaxMarginDetector:
         self.config = config
         self.device = resolve_device(device)
         self.progress = progress
+        self.threshold = threshold
         self.seed = seed
 
     def detect(
@@ -103,14 +108,15 @@ class MaxMarginDetector:
                 self.progress("maximum margins", step, c.steps)
         margins = best.view(num_classes, r).max(dim=1).values.cpu()
         indices, median, mad = margin_indices(margins, c.consistency, c.min_mad)
-        flagged = [k for k, v in enumerate(indices) if v > c.threshold]
+        flagged = [k for k, v in enumerate(indices) if v > self.threshold]
         return MarginResult(
             margins=margins.tolist(),
             indices=indices,
             flagged=flagged,
             median=median,
             mad=mad,
-            threshold=c.threshold,
+            threshold=self.threshold,
+            flag_above=median * math.exp(self.threshold * c.consistency * mad),
             steps=c.steps,
             restarts=r,
             seconds=time.perf_counter() - started,

@@ -71,6 +71,7 @@ class Verdict:
     flag_below: float = float("nan")  # a class whose norm is under this is flagged (the threshold, as a norm)
     margin_index: float = float("nan")  # the largest class's maximum-margin index (NaN: the test was off)
     margin_threshold: float = float("nan")
+    margin_flag_above: float = float("nan")  # a class whose maximum margin is over this is flagged
     tool_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
@@ -238,6 +239,7 @@ class Scanner:
             flag_below=detection.flag_below,
             margin_index=max(margins.indices) if margins else float("nan"),
             margin_threshold=margins.threshold if margins else float("nan"),
+            margin_flag_above=margins.flag_above if margins else float("nan"),
             classes=findings,
             method=c.method,
             device=str(self.device),
@@ -264,5 +266,7 @@ class Scanner:
         c = self.config
         if not c.margins.enabled:
             return None
-        detector = MaxMarginDetector(c.margins, self.device, self.progress, seed=c.recovery.seed)
+        detector = MaxMarginDetector(
+            c.margins, self.device, self.progress, threshold=c.detection.threshold, seed=c.recovery.seed
+        )
         return detector.detect(model, tuple(contract.input_shape), contract.num_classes, tuple(contract.value_range))

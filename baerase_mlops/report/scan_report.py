@@ -2,7 +2,7 @@
 
 verdict.json    the verdict (machine-readable)
 triggers.pt     the recovered trigger families (tensors only; ``erase --report`` reuses them)
-norms.png       per-class smallest-trigger size, with the median and the flag boundary
+norms.png       per class, the smallest-trigger size and the maximum margin, each with its flag boundary
 triggers.png    every class's mask, masked pattern and a stamped example, one row each
 class_KK.png    the same for class KK alone
 """
@@ -10,6 +10,7 @@ class_KK.png    the same for class KK alone
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -119,10 +120,17 @@ def plot_triggers(verdict: Verdict, examples, labels: list[int], path: Path) -> 
 
 
 def plot_norms(verdict: Verdict, path: Path) -> None:
-    """Bar chart of the per-class sizes; flagged bars in red; below the dashed line is flagged."""
+    """Bar charts of the two lines of evidence per class: the smallest trigger size (below the
+    dashed line is flagged) and, when measured, the maximum logit margin (above its line is
+    flagged); bars of flagged classes in red."""
     norms = [c.norm for c in verdict.classes]
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(norms)), 3.5))
+    margins = [c.margin for c in verdict.classes]
+    measured = not any(math.isnan(m) for m in margins)
+    width = max(6, 0.35 * len(norms))
+    fig, axes = plt.subplots(1, 2 if measured else 1, figsize=(width * (2 if measured else 1), 3.5), squeeze=False)
     colours = ["#d62728" if c.flagged else "#1f77b4" for c in verdict.classes]
+    ticks = [str(c.label) for c in verdict.classes]
+    ax = axes[0][0]
     ax.bar(range(len(norms)), norms, color=colours)
     ax.axhline(verdict.median_norm, color="gray", linewidth=1, label=f"median {verdict.median_norm:.1f}")
     ax.axhline(
@@ -132,12 +140,27 @@ def plot_norms(verdict: Verdict, path: Path) -> None:
         linewidth=1,
         label=f"flag below (index > {verdict.threshold:g})",
     )
-    ax.set_xticks(range(len(norms)))
-    ax.set_xticklabels([str(c.label) for c in verdict.classes], fontsize=7)
-    ax.set_xlabel("class")
-    ax.set_ylabel("smallest trigger size (mask L1)")
-    ax.set_title(verdict.summary(), fontsize=8)
-    ax.legend(fontsize=7)
+    _class_axis(ax, ticks, "smallest trigger size (mask L1)")
+    if measured:
+        ax = axes[0][1]
+        ax.bar(range(len(margins)), margins, color=colours)
+        ax.axhline(
+            verdict.margin_flag_above,
+            color="#d62728",
+            linestyle="--",
+            linewidth=1,
+            label=f"flag above (index > {verdict.margin_threshold:g})",
+        )
+        _class_axis(ax, ticks, "maximum logit margin")
+    fig.suptitle(verdict.summary(), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _class_axis(ax, ticks: list[str], ylabel: str) -> None:
+    ax.set_xticks(range(len(ticks)))
+    ax.set_xticklabels(ticks, fontsize=7)
+    ax.set_xlabel("class")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
