@@ -468,7 +468,7 @@ SETTINGS: dict[str, Setting] = {
             "threshold",
             "float",
             _DETECTION.threshold,
-            "anomaly index above which a class is flagged",
+            "anomaly index (trigger size or maximum margin) above which a class is flagged",
             minimum=0.0,
             minimum_open=True,
         ),

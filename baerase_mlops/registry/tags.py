@@ -34,6 +34,10 @@ CONFIG_HASH = PREFIX + "config_hash"
 # Of asr_after on a cleaned version: "verified" (the independent re-scan's number; the only kind
 # the gate accepts there); of asr_before: "real" (the lab's trigger is known) or "recovered".
 ASR_KIND = PREFIX + "asr_kind"
+# The maximum-margin test's index of the model (its largest class), beside the size test's
+# anomaly_index, and per flagged class which evidence flagged it ({"8": "size+margin"}).
+MARGIN_INDEX = PREFIX + "margin_index"
+FLAGGED_BY = PREFIX + "flagged_by"
 REAL_ASR_AFTER = PREFIX + "real_asr_after"  # the lab trigger's ASR on a cleaned version, reported only
 # On a scanned version whose erasure ran but registered nothing: "failed_verification" or
 # "not_reached", and why (the version stays "backdoor").
