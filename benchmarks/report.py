@@ -23,6 +23,7 @@ from benchmarks.aggregate import (
     values,
 )
 from benchmarks.cases import CASES
+from benchmarks.profiles import SCAN_METHODS
 
 DEFENCE_NAMES = {
     "baerase": "BAERASE (defaults)",
@@ -187,6 +188,25 @@ def headline(runs: list[Run], defences: list[str]) -> str:
                     med_worst(dvals(have, defence, "asr_after"), pct2),
                     med_worst(drops(have, defence), pct2),
                     spread(dvals(have + have_clean, defence, "total_s"), secs),
+                ]
+            )
+        )
+    # Scans-only runs (detection shards): their scans count for detection, with no erasure.
+    for scan in SCAN_METHODS:
+        have = [r for r in bad if not r["defences"] and scan in r["scans"]]
+        have_clean = [r for r in clean if not r["defences"] and scan in r["scans"]]
+        if not have and not have_clean:
+            continue
+        lines.append(
+            md_row(
+                [
+                    f"{SCAN_NAMES.get(scan, scan)} alone (scans-only runs)",
+                    rate(sum(1 for r in have if r["scans"][scan]["right_class"]), len(have)),
+                    rate(sum(1 for r in have_clean if r["scans"][scan]["backdoor"]), len(have_clean)),
+                    "— (no unlearning run)",
+                    "—",
+                    "—",
+                    spread(values(have + have_clean, lambda r, s=scan: r["scans"][s]["wall_s"]), secs),
                 ]
             )
         )

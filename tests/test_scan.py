@@ -54,7 +54,19 @@ def test_verdict_records_contract_timings_device_and_seed(scan_factory):
     assert data["device"] == "cpu" and data["seed"] == 0
     assert data["timings"]["recovery_s"] > 0
     assert len(data["classes"]) == 10
+    assert data["timings"]["margins_s"] > 0 and all(c["margin"] > 0 for c in data["classes"])
     json.dumps(data)  # serialisable as it stands
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["badnets", "trojan", "blended"])
+def test_each_line_of_evidence_on_its_own_names_the_target(scan_factory, lab_model_factory, name):
+    # The size test and the margin test each flag the lab backdoors' target by themselves; the
+    # verdict records which did (either suffices).
+    _, _, result = scan_factory(name)
+    target = result.verdict.classes[lab_model_factory(name).target]
+    assert target.flagged_by == "size+margin"
+    assert target.anomaly_index > result.verdict.threshold and target.margin_index > result.verdict.threshold
 
 
 def _tiny(n_per_class: int = 6, classes: int = 3):
@@ -140,6 +152,8 @@ def test_cli_scan_writes_the_report_and_exits_1_on_a_backdoor(lab_model_factory,
     assert "FLAGGED" in result.output and "backdoor found: class 0" in result.output
     verdict = json.loads((tmp_path / "r" / "verdict.json").read_text())
     assert verdict["status"] == "backdoor" and verdict["flagged_classes"] == [0]
+    assert verdict["classes"][0]["flagged_by"] in ("size", "margin", "size+margin")
+    assert "max margin" in result.output and "FLAGGED by" in result.output
     for name in ("norms.png", "triggers.png", "class_00.png", "triggers.pt"):
         assert (tmp_path / "r" / name).stat().st_size > 0
 
