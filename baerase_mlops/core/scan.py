@@ -70,7 +70,6 @@ class Verdict:
     config: dict[str, Any]
     flag_below: float = float("nan")  # a class whose norm is under this is flagged (the threshold, as a norm)
     margin_index: float = float("nan")  # the largest class's maximum-margin index (NaN: the test was off)
-    margin_threshold: float = float("nan")
     margin_flag_above: float = float("nan")  # a class whose maximum margin is over this is flagged
     tool_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -81,18 +80,17 @@ class Verdict:
 
     def summary(self) -> str:
         margin = "" if math.isnan(self.margin_index) else f", margin index {self.margin_index:.2f}"
-        margin_cut = "" if math.isnan(self.margin_threshold) else f" / {self.margin_threshold:g}"
         if self.backdoor:
             names = ", ".join(
                 f"{k} ({self.classes[k].name}, by {self.classes[k].flagged_by or 'size'})" for k in self.flagged_classes
             )
             return (
                 f"backdoor found: class {names}; anomaly index {self.anomaly_index:.2f}{margin} "
-                f"(thresholds {self.threshold:g}{margin_cut})"
+                f"(threshold {self.threshold:g})"
             )
         return (
             f"no backdoor found: largest anomaly index {self.anomaly_index:.2f}{margin} "
-            f"<= {self.threshold:g}{margin_cut} "
+            f"<= {self.threshold:g} "
             "(a miss is possible; this is not a proof that the model is clean)"
         )
 
@@ -238,7 +236,6 @@ class Scanner:
             mad=detection.mad,
             flag_below=detection.flag_below,
             margin_index=max(margins.indices) if margins else float("nan"),
-            margin_threshold=margins.threshold if margins else float("nan"),
             margin_flag_above=margins.flag_above if margins else float("nan"),
             classes=findings,
             method=c.method,

@@ -149,7 +149,7 @@ def plot_norms(verdict: Verdict, path: Path) -> None:
             color="#d62728",
             linestyle="--",
             linewidth=1,
-            label=f"flag above (index > {verdict.margin_threshold:g})",
+            label=f"flag above (index > {verdict.threshold:g})",
         )
         _class_axis(ax, ticks, "maximum logit margin")
     fig.suptitle(verdict.summary(), fontsize=8)
