@@ -342,3 +342,65 @@ def test_the_table_records_the_command_as_it_was_given_not_the_callers_argv():
         == "baerase bench --profile smoke --out 'my dir/B.md'"
     )
     assert command_line([], "python -m benchmarks.run") == "python -m benchmarks.run"
+
+
+def _scans_only(case: str, seed: int, norms: list[float], margins: list[float]) -> dict:
+    """A run of a --scans-only shard: both scans recorded, no defence run."""
+    from baerase_mlops.config import DetectionConfig
+    from baerase_mlops.core.detection import AnomalyDetector
+
+    run = _run(case, seed, [])
+    flagged = AnomalyDetector(DetectionConfig()).detect(norms).flagged
+    target = run["target"]
+    scan = _scan(flagged, target, 4.0 if flagged else 1.0) | {
+        "norms": norms,
+        "margins": margins,
+        "margin_indices": [0.0] * len(norms),
+        "flagged_by": ["size" if k in flagged else "" for k in range(len(norms))],
+    }
+    return run | {"scans": {"baerase": scan, "neural_cleanse": scan}, "defences": {}}
+
+
+SPREAD = [26.0 * (87.0 / 26.0) ** (k / 8) for k in range(9)]  # natural sizes spread over 3x
+
+
+def test_scans_only_runs_count_for_detection_and_claim_no_erasure(tmp_path):
+    from benchmarks.run import write_outputs
+
+    bad = _scans_only("badnets", 0, SPREAD[:3] + [6.0] + SPREAD[3:], [30.0] * 10)
+    clean = _scans_only("clean", 0, SPREAD + [50.0], [30.0] * 10)
+    results = {
+        "meta": {
+            "profile": "zoo",
+            "summary": "s",
+            "shortened": "",
+            "defences": [],
+            "scan_config": {},
+            "unlearning_config": {},
+            "shards": [],
+        },
+        "runs": [bad, clean],
+    }
+    write_outputs(results, tmp_path / "B.md")
+    table = (tmp_path / "B.md").read_text()
+    assert (
+        "| BAERASE scan alone (scans-only runs) | 1/1 (100%; 21–100) | 0/1 (0%; 0–79) | — (no unlearning run) |"
+        in table
+    )
+    assert "## Two lines of evidence" in table
+
+
+def test_statistics_recomputes_the_candidates_from_recorded_norms():
+    from benchmarks.statistics import CANDIDATES, evaluate
+
+    runs = [
+        {**r, "_scan": r["scans"]["baerase"]}
+        for r in (
+            _scans_only("badnets", 0, SPREAD[:3] + [7.0] + SPREAD[3:], [30.0] * 10),  # 7x under the median
+            _scans_only("clean", 0, SPREAD + [50.0], [30.0] * 10),
+        )
+    ]
+    raw = evaluate(runs, CANDIDATES["raw, floor 0.2, t=2"])
+    log = evaluate(runs, CANDIDATES["log, floor 0.15, t=3 (size default)"])
+    assert (raw["hits"], raw["fp"]) == (0, 0)  # the earlier default misses it
+    assert (log["hits"], log["fp"]) == (1, 0)
