@@ -249,3 +249,19 @@ def test_audit_findings_exit_codes_and_sarif_levels():
         ("baerase/not-scanned", "warning"),
         ("baerase/backdoor", "error"),
     ]
+
+
+def test_a_job_stage_times_itself_and_sums_a_stage_that_comes_back():
+    import time
+
+    from baerase_mlops.registry.tracking import Stage
+
+    stage = Stage("downloading the model")
+    time.sleep(0.02)
+    stage.now = "scanning"
+    time.sleep(0.01)
+    stage.now = "downloading again"
+    phases = stage.timings()
+    assert set(phases) == {"phase_downloading_s", "phase_scanning_s"}
+    assert phases["phase_downloading_s"] >= 0.02 and phases["phase_scanning_s"] >= 0.01
+    assert str(stage) == "downloading again"

@@ -90,6 +90,9 @@ def test_job_run_holds_params_metrics_dataset_and_report(registry, cleaned_badne
     assert (
         "anomaly_index" in run.data.metrics and "norm_class_0" in run.data.metrics and "asr_after" in run.data.metrics
     )
+    assert "margin_index" in run.data.metrics and "timing_margins_s" in run.data.metrics
+    phases = {"phase_downloading_s", "phase_loading_s", "phase_validating_s", "phase_scanning_s", "phase_erasing_s"}
+    assert phases <= set(run.data.metrics) and all(run.data.metrics[p] >= 0 for p in phases)
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "builtin:mnist"
     report = {f.path for f in registry.list_artifacts(run.info.run_id, "report")}
     assert {"report/verdict.json", "report/triggers.png", "report/norms.png", "report/erasure.json"} <= report

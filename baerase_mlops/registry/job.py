@@ -196,6 +196,8 @@ def run_job(settings: JobSettings, mode: str = "main", progress: Progress = no_p
                 settings, mode, ref, client, settings_hash, register_as, run.info.run_id, work, stage, progress
             )
             outcome = _scan_erase_register(job, mut=mut, data=data, source_dir=source_dir)
+            # Where the job's time went (issue: scan cost), on the run beside the scan's own timings.
+            mlflow.log_metrics(stage.timings())
     except BaeraseError as exc:
         tracking.end_job_run(uri, exc.exit_code, str(exc))
         raise
@@ -280,6 +282,7 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
 
     outcome = None
     if mode != "scan" and scan.verdict.backdoor:
+        stage.now = "erasing and verifying"
         outcome = run_erase(
             mut, data, scan, settings.unlearning_config(), settings.unlearning, settings.device, progress
         )

@@ -4,6 +4,7 @@ and how the run ends when the job fails (its exit code and error as tags, FAILED
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -87,10 +88,37 @@ def bounded_http_retries() -> None:
 
 
 class Stage:
-    """What the job is doing, for the one line that says where a registry failure hit it."""
+    """What the job is doing, for the one line that says where a registry failure hit it, and
+    how long each stage took (wall seconds, summed where a stage comes back)."""
 
     def __init__(self, now: str):
-        self.now = now
+        self._now = now
+        self._since = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @property
+    def now(self) -> str:
+        return self._now
+
+    @now.setter
+    def now(self, stage: str) -> None:
+        self._close()
+        self._now = stage
+
+    def _close(self) -> None:
+        moment = time.perf_counter()
+        self.seconds[self._now] = self.seconds.get(self._now, 0.0) + moment - self._since
+        self._since = moment
+
+    def timings(self) -> dict[str, float]:
+        """Seconds per stage so far, the current one included, as MLflow metric names
+        (``phase_scanning_s``: the stage's first word)."""
+        self._close()
+        phases: dict[str, float] = {}
+        for name, seconds in self.seconds.items():
+            key = f"phase_{name.split()[0]}_s"
+            phases[key] = phases.get(key, 0.0) + seconds
+        return phases
 
     def __str__(self) -> str:
         return self.now
