@@ -131,34 +131,33 @@ def plot_norms(verdict: Verdict, path: Path) -> None:
     colours = ["#d62728" if c.flagged else "#1f77b4" for c in verdict.classes]
     ticks = [str(c.label) for c in verdict.classes]
     ax = axes[0][0]
-    ax.bar(range(len(norms)), norms, color=colours)
     ax.axhline(verdict.median_norm, color="gray", linewidth=1, label=f"median {verdict.median_norm:.1f}")
-    ax.axhline(
-        verdict.flag_below,
-        color="#d62728",
-        linestyle="--",
-        linewidth=1,
-        label=f"flag below (index > {verdict.threshold:g})",
+    beyond = f"(index > {verdict.threshold:g})"
+    _evidence_bars(
+        ax, norms, colours, ticks, "smallest trigger size (mask L1)", verdict.flag_below, f"flag below {beyond}"
     )
-    _class_axis(ax, ticks, "smallest trigger size (mask L1)")
     if measured:
-        ax = axes[0][1]
-        ax.bar(range(len(margins)), margins, color=colours)
-        ax.axhline(
+        _evidence_bars(
+            axes[0][1],
+            margins,
+            colours,
+            ticks,
+            "maximum logit margin",
             verdict.margin_flag_above,
-            color="#d62728",
-            linestyle="--",
-            linewidth=1,
-            label=f"flag above (index > {verdict.threshold:g})",
+            f"flag above {beyond}",
         )
-        _class_axis(ax, ticks, "maximum logit margin")
     fig.suptitle(verdict.summary(), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def _class_axis(ax, ticks: list[str], ylabel: str) -> None:
+def _evidence_bars(
+    ax, values: list[float], colours: list[str], ticks: list[str], ylabel: str, cut: float, cut_label: str
+) -> None:
+    """One line of evidence: a bar per class and the dashed line past which a class is flagged."""
+    ax.bar(range(len(values)), values, color=colours)
+    ax.axhline(cut, color="#d62728", linestyle="--", linewidth=1, label=cut_label)
     ax.set_xticks(range(len(ticks)))
     ax.set_xticklabels(ticks, fontsize=7)
     ax.set_xlabel("class")
