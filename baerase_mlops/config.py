@@ -64,10 +64,13 @@ class RecoveryConfig:
 class DetectionConfig:
     """The outlier test on the per-class smallest-trigger norms (core.detection).
 
-    Chosen by measurement (BENCHMARKS.md, "Detection statistic"): on the benchmark's models the
-    raw-L1 MAD with a 20%-of-median floor missed 5 of 21 backdoors at threshold 2.0, because the
-    natural spread of the other classes' sizes swamps the MAD; in log sizes every backdoor but
-    two scored 4.1 or more and no clean model above 1.9.
+    Chosen by measurement (``python -m benchmarks.statistics`` on the recorded scans; README,
+    "Detection"): on 30 benchmark backdoors and 19 clean scans the raw-L1 MAD with a
+    20%-of-median floor flagged 21 at threshold 2.0, because the natural spread of the other
+    classes' sizes swamps the raw MAD. On log sizes with a floor of 0.2 the 27 it flags score
+    4.06 or more and no clean model more than 2.51. The threshold, 3.0, is the highest that still
+    flags a 7x-small class among 9 whose sizes spread evenly over 3.35x (3.34: the worst case for
+    a MAD, and the user's checkerboard model of issue "Detection").
     """
 
     # A class is flagged when its anomaly index exceeds this: its trigger-size index, or its
@@ -75,11 +78,12 @@ class DetectionConfig:
     threshold: float = 3.0
     consistency: float = 1.4826  # MAD -> standard deviation for normal data
     scale: str = "log"  # "log": test log sizes (ratios to the median); "raw": Neural Cleanse's raw L1
-    # Floor on the MAD: in log units on the log scale (0.15 ~ a 15% relative spread), as a share
+    # Floor on the MAD: in log units on the log scale (0.2 ~ a 20% relative spread), as a share
     # of the median on the raw scale (0 gives Neural Cleanse exactly). Where most classes sit
     # within a few percent of each other the MAD alone is tiny and a naturally easy class would
-    # be flagged; with 0.15 (log) and threshold 3 a class must be under 51% of the median.
-    min_relative_mad: float = 0.15
+    # be flagged (a clean conv-BN model's easiest class, at 48% of the median, scored 3.34 with
+    # a floor of 0.15, 2.51 with 0.2); with 0.2 and threshold 3 a class must be under 41% of the median.
+    min_relative_mad: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,11 @@ class MarginConfig:
     lr: float = 0.1  # Adam, on the inputs' logits (sigmoid into the input range)
     margin_cap: float = 100.0  # stop pushing a margin past this (logits can grow without bound)
     consistency: float = 1.4826
-    min_mad: float = 0.1  # floor on the MAD of log margins
+    # Floor on the MAD of log margins. A clean conv-BN model's most confident class reaches about
+    # 2.2x the median margin (index 4.94 with a floor of 0.1, 2.38 with 0.25); with 0.25 and
+    # threshold 3 a class must reach about 3x. Patch backdoors' targets reach ~2x, so this test
+    # leaves them to the size test and adds the blended and random-position ones' 4-9x (README).
+    min_mad: float = 0.25
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ scanning anything again:
 
 - ``raw, floor 0.2, t=2``: the earlier default (raw-L1 MAD, floor 20% of the median);
 - ``raw, t=2``: Neural Cleanse as published;
-- ``log, floor 0.15, t=3``: the default (log sizes, i.e. ratios to the median);
-- ``margin, t=3``: the maximum-margin test alone;
+- ``log, floor 0.15, t=3``: log sizes (ratios to the median), a lower floor and threshold;
+- ``log, floor 0.2, t=3``: the default;
+- ``margin, floor 0.1`` and ``margin, floor 0.25`` (the default), t=3: the maximum-margin test alone;
 - ``log + margin``: the default verdict (either flags).
 
 Per candidate: backdoors whose attacker's class is flagged (attacks that took), clean models
@@ -66,8 +67,10 @@ def either(a: Candidate, b: Candidate) -> Candidate:
 CANDIDATES: dict[str, Candidate] = {
     "raw, floor 0.2, t=2": size_test(DetectionConfig(threshold=2.0, scale="raw", min_relative_mad=0.2)),
     "raw, t=2": size_test(DetectionConfig(threshold=2.0, scale="raw", min_relative_mad=0.0)),
-    "log, floor 0.15, t=3 (size default)": size_test(DetectionConfig()),
-    "margin, t=3": margin_test(),
+    "log, floor 0.15, t=3": size_test(DetectionConfig(threshold=3.0, min_relative_mad=0.15)),
+    "log, floor 0.2, t=3 (size default)": size_test(DetectionConfig()),
+    "margin, floor 0.1, t=3": margin_test(MarginConfig(min_mad=0.1), threshold=3.0),
+    "margin, floor 0.25, t=3 (margin default)": margin_test(),
     "log + margin (the default verdict)": either(size_test(DetectionConfig()), margin_test()),
 }
 

@@ -18,7 +18,7 @@ THRESHOLD = DetectionConfig().threshold  # the scan's one threshold, for both te
 
 
 def test_one_abnormally_large_margin_is_flagged_above_the_median():
-    margins = [24.0, 31.0, 27.0, 35.0, 29.0, 64.0, 26.0, 33.0, 30.0, 28.0]
+    margins = [24.0, 31.0, 27.0, 35.0, 29.0, 100.0, 26.0, 33.0, 30.0, 28.0]
     indices, median, _ = margin_indices(margins, CONFIG.consistency, CONFIG.min_mad)
     assert median == pytest.approx(29.5, rel=1e-3)  # geometric mean of the middle two
     assert max(range(10), key=indices.__getitem__) == 5
@@ -79,7 +79,8 @@ def test_zero_steps_is_an_error():
 
 @pytest.mark.slow
 def test_backdoored_lab_model_is_flagged_at_its_target(lab_model_factory):
-    lab = lab_model_factory("badnets")
+    # Blended: its target's margin is ~6x the median (a patch's ~2x is left to the size test).
+    lab = lab_model_factory("blended")
     result = MaxMarginDetector(CONFIG, "cpu").detect(lab.model, (1, 28, 28), 10)
     assert result.flagged == [lab.target]
 

