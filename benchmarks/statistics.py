@@ -78,18 +78,23 @@ CANDIDATES: dict[str, Candidate] = {
 def load_runs(paths: list[Path], scan: str) -> list[Run]:
     """Runs with a ``scan`` record whose attack took (or clean), the latest per key within a file
     (files hold different models: the earlier cpu profile trained 1 epoch where the zoo trains 2)."""
-    runs: dict[str, Run] = {}
+    runs: list[Run] = []
     for path in paths:
-        for r in json.loads(path.read_text())["runs"]:
-            record = (r.get("scans") or {}).get(scan) or (r.get("scan") if scan == "baerase" else None)
-            if r.get("error") or not record or (r["backdoored"] and r.get("took") is False):
-                continue
-            key = (
-                path.name
-                + ":"
-                + (r.get("key") or f"{r['dataset']}/{r.get('arch', 'small_cnn')}/{r['case']}/{r['seed']}")
-            )
-            runs[key] = {**r, "_scan": record}
+        runs += usable_runs(json.loads(path.read_text())["runs"], scan, prefix=path.name + ":")
+    return runs
+
+
+def usable_runs(records: list[Run], scan: str, prefix: str = "") -> list[Run]:
+    """The runs of one result file the candidates can be weighed on (no error, a ``scan`` record
+    with its sizes, the attack took or the model is clean), each with that record as ``_scan``;
+    the latest per key."""
+    runs: dict[str, Run] = {}
+    for r in records:
+        record = (r.get("scans") or {}).get(scan) or (r.get("scan") if scan == "baerase" else None)
+        if r.get("error") or not record or not record.get("norms") or (r["backdoored"] and r.get("took") is False):
+            continue
+        key = r.get("key") or f"{r['dataset']}/{r.get('arch', 'small_cnn')}/{r['case']}/seed{r['seed']}"
+        runs[prefix + key] = {**r, "_scan": record}
     return list(runs.values())
 
 

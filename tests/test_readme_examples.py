@@ -121,6 +121,11 @@ def _check_bench(args: list[str]) -> None:
     bench.make_context("benchmarks.run", list(args))
 
 
+def _check_statistics(args: list[str]) -> None:
+    """``python -m benchmarks.statistics FILE...``: every result file it names is in the repo."""
+    assert args and all((REPO / a).is_file() for a in args), f"benchmarks.statistics on missing files {args}"
+
+
 def test_every_readme_command_names_real_commands_options_and_parameters():
     targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.MULTILINE))
     seen = []
@@ -134,6 +139,8 @@ def test_every_readme_command_names_real_commands_options_and_parameters():
                 _check_mlflow_run(args[1:])
             elif program == "python" and args[1:3] == ["-m", "benchmarks.run"]:
                 _check_bench(args[3:])
+            elif program == "python" and args[1:3] == ["-m", "benchmarks.statistics"]:
+                _check_statistics(args[3:])
             elif program == "make":
                 assert set(args[1:]) <= targets, f"Makefile has no target {set(args[1:]) - targets}"
             else:
