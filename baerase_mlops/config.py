@@ -65,10 +65,10 @@ class DetectionConfig:
     """The outlier test on the per-class smallest-trigger norms (core.detection).
 
     Chosen by measurement (``python -m benchmarks.statistics`` on the recorded scans; README,
-    "Detection"): on 30 benchmark backdoors and 19 clean scans the raw-L1 MAD with a
-    20%-of-median floor flagged 21 at threshold 2.0, because the natural spread of the other
-    classes' sizes swamps the raw MAD. On log sizes with a floor of 0.2 the 27 it flags score
-    4.06 or more and no clean model more than 2.51. The threshold, 3.0, is the highest that still
+    "Benchmarks"): of 32 benchmark backdoors the raw-L1 MAD with a 20%-of-median floor flagged
+    23 at threshold 2.0, because the natural spread of the other classes' sizes swamps the raw
+    MAD. On log sizes with a floor of 0.2 it flags 28, and no clean model of 14 scores more than
+    2.51 (in-sample: the floor was chosen on them). The threshold, 3.0, is the highest that still
     flags a 7x-small class among 9 whose sizes spread evenly over 3.35x (3.34: the worst case for
     a MAD, and the user's checkerboard model of issue "Detection").
     """
