@@ -64,14 +64,15 @@ def either(a: Candidate, b: Candidate) -> Candidate:
     return flag
 
 
+_SIZE, _MARGIN = DetectionConfig(), MarginConfig()  # the defaults, named by their values below
 CANDIDATES: dict[str, Candidate] = {
     "raw, floor 0.2, t=2": size_test(DetectionConfig(threshold=2.0, scale="raw", min_relative_mad=0.2)),
     "raw, t=2": size_test(DetectionConfig(threshold=2.0, scale="raw", min_relative_mad=0.0)),
     "log, floor 0.15, t=3": size_test(DetectionConfig(threshold=3.0, min_relative_mad=0.15)),
-    "log, floor 0.2, t=3 (size default)": size_test(DetectionConfig()),
+    f"log, floor {_SIZE.min_relative_mad:g}, t={_SIZE.threshold:g} (size default)": size_test(_SIZE),
     "margin, floor 0.1, t=3": margin_test(MarginConfig(min_mad=0.1), threshold=3.0),
-    "margin, floor 0.25, t=3 (margin default)": margin_test(),
-    "log + margin (the default verdict)": either(size_test(DetectionConfig()), margin_test()),
+    f"margin, floor {_MARGIN.min_mad:g}, t={_SIZE.threshold:g} (margin default)": margin_test(_MARGIN),
+    "log + margin (the default verdict)": either(size_test(_SIZE), margin_test(_MARGIN)),
 }
 
 

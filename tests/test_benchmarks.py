@@ -401,6 +401,6 @@ def test_statistics_recomputes_the_candidates_from_recorded_norms():
         )
     ]
     raw = evaluate(runs, CANDIDATES["raw, floor 0.2, t=2"])
-    log = evaluate(runs, CANDIDATES["log, floor 0.2, t=3 (size default)"])
+    log = evaluate(runs, next(c for name, c in CANDIDATES.items() if name.endswith("(size default)")))
     assert (raw["hits"], raw["fp"]) == (0, 0)  # the earlier default misses it
     assert (log["hits"], log["fp"]) == (1, 0)
