@@ -153,7 +153,8 @@ def test_cli_scan_writes_the_report_and_exits_1_on_a_backdoor(lab_model_factory,
     verdict = json.loads((tmp_path / "r" / "verdict.json").read_text())
     assert verdict["status"] == "backdoor" and verdict["flagged_classes"] == [0]
     assert verdict["classes"][0]["flagged_by"] in ("size", "margin", "size+margin")
-    assert "max margin" in result.output and "FLAGGED by" in result.output
+    # (rich wraps the table's headers and notes to the test terminal's width: single words only)
+    assert "margin" in result.output and "FLAGGED" in result.output
     for name in ("norms.png", "triggers.png", "class_00.png", "triggers.pt"):
         assert (tmp_path / "r" / name).stat().st_size > 0
 
