@@ -46,7 +46,9 @@ def plot_results(runs: list[Run], defences: list[str], path: Path) -> bool:
                 linewidths=0.3,
                 label=SCAN_NAMES.get(scan, scan) if i == 0 else None,
             )
-    left.axhline(2.0, color="red", linewidth=0.8, linestyle="--", label="threshold 2.0")
+    # The thresholds the runs were decided with (a shard records its own; older shards used 2.0).
+    for t in sorted({s["threshold"] for r in runs for s in r.get("scans", {}).values() if "threshold" in s}):
+        left.axhline(t, color="red", linewidth=0.8, linestyle="--", label=f"threshold {t:g}")
     left.set_xlim(-0.6, len(cases) - 0.4)
     left.set_xticks(range(len(cases)))
     left.set_xticklabels(

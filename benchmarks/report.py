@@ -503,8 +503,8 @@ def plot_section(plot_name: str | None) -> str:
     return (
         "## Anomaly indices and erasure, pictured\n\n"
         "Left: per scan method, the anomaly index of the attacker's class on each backdoored model (by attack) next to "
-        "the largest index of each clean model, with the threshold (2.0). Right: real ASR left against accuracy lost, "
-        "one point per backdoored model and defence; the box marks DESIGN.md's target.\n\n"
+        "the largest index of each clean model, with the threshold(s) the runs were decided with. Right: real ASR "
+        "left against accuracy lost, one point per backdoored model and defence; the box marks DESIGN.md's target.\n\n"
         f"![anomaly indices and erasure]({plot_name})"
     )
 
