@@ -27,6 +27,7 @@ from torch import nn
 
 from baerase_mlops.config import DetectionConfig, MarginConfig
 from baerase_mlops.core.classifier import frozen
+from baerase_mlops.core.detection import anomaly_indices
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device, seed_everything
 
 
@@ -47,16 +48,15 @@ class MarginResult:
 def margin_indices(
     margins: list[float] | torch.Tensor, consistency: float, min_mad: float
 ) -> tuple[list[float], float, float]:
-    """(signed indices, median margin, MAD of log margins): index_k = (log r_k - median) / (consistency * MAD).
+    """(signed indices, median margin, MAD of log margins): index_k = (log r_k - median) / (consistency * MAD),
+    the size test's log-scale MAD (``detection.anomaly_indices``) with a sign, since this test is one-sided upward.
 
     Margins under 1e-3 (a class no input could be made to win) count as 1e-3: they are no outlier on the high side.
     """
-    values = torch.as_tensor(margins, dtype=torch.float64).clamp_min(1e-3).log()
-    if values.numel() < 3:
-        raise ValueError(f"a margin test needs at least 3 classes, got {values.numel()}")
-    centre = float(torch.quantile(values, 0.5))
-    mad = max(float(torch.quantile((values - centre).abs(), 0.5)), min_mad, torch.finfo(torch.float64).tiny)
-    return ((values - centre) / (consistency * mad)).tolist(), math.exp(centre), mad
+    values = torch.as_tensor(margins, dtype=torch.float64).clamp_min(1e-3)
+    magnitude, centre, mad = anomaly_indices(values, consistency, min_mad, scale="log")
+    signed = torch.where(values.log() >= centre, magnitude, -magnitude)
+    return signed.tolist(), math.exp(centre), mad
 
 
 class MaxMarginDetector:
