@@ -24,6 +24,8 @@ from benchmarks.aggregate import (
 )
 from benchmarks.cases import CASES
 from benchmarks.profiles import SCAN_METHODS
+from benchmarks.statistics import table as statistics_table
+from benchmarks.statistics import usable_runs
 
 DEFENCE_NAMES = {
     "baerase": "BAERASE (defaults)",
@@ -345,8 +347,6 @@ def evidence_table(runs: list[Run], order: dict[str, list[str]], scan: str = "ba
 def recomputed_detection(runs: list[Run]) -> str:
     """Today's defaults and the candidates they were chosen among, decided afresh from each run's
     recorded sizes and margins (shards that ran with earlier settings are judged as they are now)."""
-    from benchmarks.statistics import table, usable_runs
-
     usable = usable_runs(runs, "baerase")
     if not usable:
         return ""
@@ -359,7 +359,7 @@ def recomputed_detection(runs: list[Run]) -> str:
             "runs recorded (BAERASE scan), so shards run under earlier settings are judged by today's defaults. The "
             "defaults were chosen on these same clean models: their false-positive count is in-sample.",
             "",
-            table(usable),
+            statistics_table(usable),
         ]
     )
 
