@@ -55,7 +55,11 @@ class RecoveryConfig:
     init_cost: float = 1e-3  # first L1 weight, set once a trigger first succeeds
     cost_multiplier: float = 1.5  # up by this, down by this ** 1.5 (Neural Cleanse)
     patience: int = 3  # rounds of success (failure) before the weight goes up (down)
-    early_stop_rounds: int = 12  # stop a group when no class improved for this many rounds
+    early_stop_rounds: int = 12  # a class stops once its trigger has not shrunk 1% for this many rounds
+    # The class schedule: after this many steps only the smaller half of the triggers (and the
+    # median's) are optimised further; the larger half cannot become outliers. 0: every class the
+    # whole budget. A multiple of round_steps.
+    screen_steps: int = 100
     class_chunk: int = 0  # classes per batched optimisation; 0 = all at once, 1 = one by one
     seed: int = 0
 
@@ -78,6 +82,9 @@ class DetectionConfig:
     threshold: float = 3.0
     consistency: float = 1.4826  # MAD -> standard deviation for normal data
     scale: str = "log"  # "log": test log sizes (ratios to the median); "raw": Neural Cleanse's raw L1
+    # The MAD of the classes at or below the median ("lower"), or of every class ("both", Neural
+    # Cleanse). "lower": the test is one-sided, and the class schedule stops the larger half early.
+    spread: str = "lower"
     # Floor on the MAD: in log units on the log scale (0.2 ~ a 20% relative spread), as a share
     # of the median on the raw scale (0 gives Neural Cleanse exactly). Where most classes sit
     # within a few percent of each other the MAD alone is tiny and a naturally easy class would

@@ -8,7 +8,8 @@ scanning anything again:
 - ``raw, floor 0.2, t=2``: the earlier default (raw-L1 MAD, floor 20% of the median);
 - ``raw, t=2``: Neural Cleanse as published;
 - ``log, floor 0.15, t=3``: log sizes (ratios to the median), a lower floor and threshold;
-- ``log, floor 0.2, t=3``: the default;
+- ``log, floor 0.2, t=3, MAD of every class``: the default until the class schedule;
+- ``log, floor 0.2, t=3, MAD of the lower half``: the default (the schedule stops the larger half early);
 - ``margin, floor 0.1`` and ``margin, floor 0.25`` (the default), t=3: the maximum-margin test alone;
 - ``log + margin``: the default verdict (either flags).
 
@@ -66,10 +67,13 @@ def either(a: Candidate, b: Candidate) -> Candidate:
 
 _SIZE, _MARGIN = DetectionConfig(), MarginConfig()  # the defaults, named by their values below
 CANDIDATES: dict[str, Candidate] = {
-    "raw, floor 0.2, t=2": size_test(DetectionConfig(threshold=2.0, scale="raw", min_relative_mad=0.2)),
-    "raw, t=2": size_test(DetectionConfig(threshold=2.0, scale="raw", min_relative_mad=0.0)),
-    "log, floor 0.15, t=3": size_test(DetectionConfig(threshold=3.0, min_relative_mad=0.15)),
-    f"log, floor {_SIZE.min_relative_mad:g}, t={_SIZE.threshold:g} (size default)": size_test(_SIZE),
+    "raw, floor 0.2, t=2": size_test(DetectionConfig(threshold=2.0, scale="raw", spread="both", min_relative_mad=0.2)),
+    "raw, t=2": size_test(DetectionConfig(threshold=2.0, scale="raw", spread="both", min_relative_mad=0.0)),
+    "log, floor 0.15, t=3": size_test(DetectionConfig(threshold=3.0, spread="both", min_relative_mad=0.15)),
+    "log, floor 0.2, t=3, MAD of every class": size_test(DetectionConfig(threshold=3.0, spread="both")),
+    f"log, floor {_SIZE.min_relative_mad:g}, t={_SIZE.threshold:g}, MAD of the lower half (size default)": size_test(
+        _SIZE
+    ),
     "margin, floor 0.1, t=3": margin_test(MarginConfig(min_mad=0.1), threshold=3.0),
     f"margin, floor {_MARGIN.min_mad:g}, t={_SIZE.threshold:g} (margin default)": margin_test(_MARGIN),
     "log + margin (the default verdict)": either(size_test(_SIZE), margin_test(_MARGIN)),

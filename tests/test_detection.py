@@ -10,9 +10,9 @@ import pytest
 from baerase_mlops.config import DetectionConfig
 from baerase_mlops.core.detection import AnomalyDetector, anomaly_indices
 
-PURE_NC = DetectionConfig(scale="raw", min_relative_mad=0.0)
+PURE_NC = DetectionConfig(scale="raw", spread="both", min_relative_mad=0.0)
 # Today's default before the log scale: raw L1 with a MAD floor of 20% of the median, threshold 2.
-RAW_FLOORED = DetectionConfig(threshold=2.0, scale="raw", min_relative_mad=0.2)
+RAW_FLOORED = DetectionConfig(threshold=2.0, scale="raw", spread="both", min_relative_mad=0.2)
 
 
 def test_index_is_distance_from_median_in_consistency_scaled_mads():
@@ -41,7 +41,7 @@ def test_large_outlier_is_not_flagged():
 def test_index_at_the_threshold_is_not_flagged():
     # median 10, MAD 1: a norm of 10 - 2 * 1.4826 has index exactly 2.0
     norms = [10 - 2 * 1.4826, 9.0, 10.0, 11.0, 10.0, 9.0, 11.0]
-    detection = AnomalyDetector(DetectionConfig(threshold=2.0, scale="raw", min_relative_mad=0.0)).detect(norms)
+    detection = AnomalyDetector(replace(PURE_NC, threshold=2.0)).detect(norms)
     assert detection.indices[0] == pytest.approx(2.0)
     assert detection.flagged == []
 
@@ -103,6 +103,22 @@ def test_the_raw_floored_test_misses_that_class(classes):
 @pytest.mark.parametrize("classes", [10, 43])
 def test_a_threefold_natural_spread_alone_is_not_flagged(classes):
     assert AnomalyDetector(DetectionConfig()).detect(spread(classes, 26.0, 87.0)).flagged == []
+
+
+def test_the_default_spread_ignores_how_large_the_larger_half_is():
+    # The class schedule stops the larger half early, so their sizes are upper bounds.
+    norms = [10.0, 40.0, 45.0, 50.0, 55.0, 60.0, 70.0, 80.0, 90.0]
+    inflated = [*norms[:5], 600.0, 700.0, 800.0, 900.0]
+    assert AnomalyDetector(DetectionConfig()).detect(norms).indices[0] == pytest.approx(
+        AnomalyDetector(DetectionConfig()).detect(inflated).indices[0]
+    )
+    both = DetectionConfig(spread="both")
+    assert AnomalyDetector(both).detect(inflated).indices[0] < AnomalyDetector(both).detect(norms).indices[0]
+
+
+def test_unknown_spread_is_an_error():
+    with pytest.raises(ValueError, match="spread"):
+        AnomalyDetector(DetectionConfig(spread="upper"))
 
 
 def test_log_scale_needs_positive_norms():

@@ -4,6 +4,7 @@ data as the clean set and no knowledge of the attack."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -15,6 +16,7 @@ from baerase_mlops.cli import main
 from baerase_mlops.config import RecoveryConfig, ScanConfig
 from baerase_mlops.core.contract import InputContract
 from baerase_mlops.core.recovery import BaeraseRecovery, NeuralCleanseRecovery
+from baerase_mlops.core.recovery.optimise import screened_out
 from baerase_mlops.core.scan import Scanner
 from baerase_mlops.data import from_arrays
 from baerase_mlops.errors import DataError, ModelError
@@ -102,6 +104,36 @@ def test_batched_and_one_class_at_a_time_recover_every_class():
             mask, pattern = result.sample(1, 5)
             assert mask.shape == (5, 1, 8, 8) and pattern.shape == (5, 1, 8, 8)
             assert 0 <= float(mask.min()) and float(mask.max()) <= 1
+
+
+def test_the_screen_keeps_the_smaller_half_of_the_triggers_and_the_median_class():
+    best = torch.tensor([50.0, 10.0, 40.0, 30.0, 20.0, 60.0, 70.0])
+    out = screened_out(best, torch.zeros(7))
+    assert torch.nonzero(~out).flatten().tolist() == [1, 2, 3, 4]  # 7 // 2 + 1 smallest
+
+
+def test_the_screen_stops_classes_whose_trigger_never_succeeded_first():
+    best = torch.tensor([math.inf, 10.0, 40.0, math.inf, 20.0])
+    out = screened_out(best, torch.tensor([1.0, 0.0, 0.0, 2.0, 0.0]))  # their last sizes are tiny
+    assert torch.nonzero(out).flatten().tolist() == [0, 3]
+
+
+@pytest.mark.parametrize("method", [BaeraseRecovery, NeuralCleanseRecovery])
+def test_a_screened_out_class_keeps_the_trigger_it_had_at_the_screen(method):
+    data = _tiny(classes=7)
+    screened = replace(FAST.recovery, steps=40, screen_steps=20, early_stop_rounds=100)
+    long = method(screened, device="cpu").recover(_tiny_model(7), data.x, data.y, 7)
+    short = method(replace(screened, steps=20), device="cpu").recover(_tiny_model(7), data.x, data.y, 7)
+    stopped = [k for k, n in enumerate(long.class_steps) if n == 20]
+    assert len(stopped) == 3 and sorted(set(long.class_steps)) == [20, 40]
+    for k in stopped:
+        assert long.norms[k] == short.norms[k]
+        assert torch.equal(long.family.mask_logit[k], short.family.mask_logit[k])
+
+
+def test_screen_steps_must_fall_on_a_round():
+    with pytest.raises(ValueError, match="multiple of round_steps"):
+        BaeraseRecovery(replace(FAST.recovery, steps=40, screen_steps=15))
 
 
 def test_data_shape_not_matching_the_model_names_both_shapes():

@@ -8,6 +8,12 @@ where s_k is class k's trigger size on the detector's scale:
   spread (they spread 3x or more on users' models, and a raw MAD is dominated by that spread).
 * ``raw``: s_k = norm_k, Neural Cleanse's test as published (with ``min_relative_mad`` 0).
 
+The MAD is, by default (``spread="lower"``), that of the classes at or below the median only: the
+test is one-sided, and the class schedule of trigger recovery stops optimising the larger half
+early (core.recovery.optimise), so their sizes are upper bounds that must not widen the scale.
+With the median fixed, the index then rests on the median and lower-quartile classes, which the
+schedule optimises in full. ``spread="both"`` is Neural Cleanse's MAD over every class.
+
 The MAD has a floor, ``min_relative_mad``: on the log scale in log units (a MAD of r is a
 relative spread of about r), on the raw scale as a share of the median. It keeps a tight cluster
 of classes from making a naturally easy class an outlier.
@@ -26,6 +32,7 @@ import torch
 from baerase_mlops.config import DetectionConfig
 
 SCALES = ("log", "raw")
+SPREADS = ("lower", "both")
 
 
 @dataclass(frozen=True)
@@ -41,14 +48,21 @@ class Detection:
 
 
 def anomaly_indices(
-    norms: list[float] | torch.Tensor, consistency: float = 1.4826, min_relative_mad: float = 0.0, scale: str = "raw"
+    norms: list[float] | torch.Tensor,
+    consistency: float = 1.4826,
+    min_relative_mad: float = 0.0,
+    scale: str = "raw",
+    spread: str = "both",
 ) -> tuple[torch.Tensor, float, float]:
     """(indices, centre, MAD) for ``norms`` on ``scale`` (centre and MAD in that scale's units).
-    The median is the mean of the two middle values for an even count. A MAD of 0 (most
-    sizes equal) is replaced by the smallest positive float, so that any differing size gets
-    a very large, finite index."""
+    The median is the mean of the two middle values for an even count; the MAD is taken over
+    every value (``spread="both"``) or over those at or below the median (``"lower"``). A MAD of
+    0 (most sizes equal) is replaced by the smallest positive float, so that any differing size
+    gets a very large, finite index."""
     if scale not in SCALES:
         raise ValueError(f"unknown detection scale {scale!r}; choose one of {list(SCALES)}")
+    if spread not in SPREADS:
+        raise ValueError(f"unknown detection spread {spread!r}; choose one of {list(SPREADS)}")
     values = torch.as_tensor(norms, dtype=torch.float64)
     if values.numel() < 3:
         raise ValueError(f"an anomaly index needs at least 3 classes, got {values.numel()}")
@@ -59,7 +73,8 @@ def anomaly_indices(
             raise ValueError("trigger norms must be positive on the log scale")
         values = values.log()
     centre = float(torch.quantile(values, 0.5))
-    mad = float(torch.quantile((values - centre).abs(), 0.5))
+    deviations = (values - centre).abs() if spread == "both" else centre - values[values <= centre]
+    mad = float(torch.quantile(deviations, 0.5))
     floor = min_relative_mad if scale == "log" else min_relative_mad * abs(centre)
     mad = max(mad, floor, torch.finfo(torch.float64).tiny)
     return (values - centre).abs() / (consistency * mad), centre, mad
@@ -71,12 +86,14 @@ class AnomalyDetector:
     def __init__(self, config: DetectionConfig = DetectionConfig()) -> None:
         if config.scale not in SCALES:
             raise ValueError(f"unknown detection scale {config.scale!r}; choose one of {list(SCALES)}")
+        if config.spread not in SPREADS:
+            raise ValueError(f"unknown detection spread {config.spread!r}; choose one of {list(SPREADS)}")
         self.config = config
 
     def detect(self, norms: list[float] | torch.Tensor) -> Detection:
         c = self.config
         values = torch.as_tensor(norms, dtype=torch.float64)
-        indices, centre, mad = anomaly_indices(values, c.consistency, c.min_relative_mad, c.scale)
+        indices, centre, mad = anomaly_indices(values, c.consistency, c.min_relative_mad, c.scale, c.spread)
         below = (values.log() if c.scale == "log" else values) < centre
         flagged = torch.nonzero(below & (indices > c.threshold)).flatten().tolist()
         smallest = int(values.argmin())

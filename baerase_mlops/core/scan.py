@@ -48,6 +48,7 @@ class ClassFinding:
     margin: float = float("nan")  # largest logit margin an input reached for the class (core.margins)
     margin_index: float = float("nan")  # its anomaly index, positive above the median
     flagged_by: str = ""  # which evidence flagged it: "size", "margin" or "size+margin"
+    steps: int = 0  # recovery steps the class got (the class schedule stops some early; 0: not recorded)
 
 
 @dataclass
@@ -223,6 +224,7 @@ class Scanner:
                 margins.margins[k] if margins else float("nan"),
                 margins.indices[k] if margins else float("nan"),
                 "+".join(name for name, hit in (("size", k in by_size), ("margin", k in by_margin)) if hit),
+                recovery.class_steps[k],
             )
             for k in range(contract.num_classes)
         ]

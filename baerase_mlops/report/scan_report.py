@@ -69,6 +69,7 @@ def read_scan_report(report_dir: str | Path) -> tuple[Verdict, RecoveryResult]:
         train_asr=[c.train_asr for c in verdict.classes],
         family=family,
         steps=0,
+        class_steps=[c.steps for c in verdict.classes],
         groups=0,
         seconds=verdict.timings.get("recovery_s", 0.0),
         device=verdict.device,

@@ -32,6 +32,7 @@ class RecoveryResult:
     train_asr: list[float]
     family: TriggerFamily
     steps: int  # optimiser steps, summed over the groups
+    class_steps: list[int]  # steps each class was trained for (the class schedule stops some early)
     groups: int  # batched optimisations run (1 = all classes at once)
     seconds: float
     device: str
@@ -58,6 +59,10 @@ class TriggerRecovery(ABC):
     ) -> None:
         if config.steps < config.round_steps:
             raise ValueError(f"steps ({config.steps}) must cover at least one round ({config.round_steps})")
+        if config.screen_steps < 0 or config.screen_steps % config.round_steps:
+            raise ValueError(
+                f"screen_steps ({config.screen_steps}) must be 0 or a multiple of round_steps ({config.round_steps})"
+            )
         if not 0.0 < config.beta < 1.0:
             raise ValueError(f"beta must lie in (0, 1), got {config.beta}")
         self.config = config
@@ -80,6 +85,7 @@ class TriggerRecovery(ABC):
         norms = torch.zeros(num_classes)
         reached = torch.zeros(num_classes, dtype=torch.bool)
         train_asr = torch.zeros(num_classes)
+        class_steps = torch.zeros(num_classes, dtype=torch.long)
         steps = 0
         total = len(groups) * c.steps
         with frozen(model):
@@ -90,6 +96,7 @@ class TriggerRecovery(ABC):
                 )
                 family.assign(classes, part.cpu())
                 norms[classes], reached[classes], train_asr[classes] = outcome.norms, outcome.reached, outcome.train_asr
+                class_steps[classes] = outcome.class_steps
                 steps += outcome.steps
         self.progress("recovering triggers", total, total)
         return RecoveryResult(
@@ -99,6 +106,7 @@ class TriggerRecovery(ABC):
             train_asr=train_asr.tolist(),
             family=family,
             steps=steps,
+            class_steps=class_steps.tolist(),
             groups=len(groups),
             seconds=time.perf_counter() - started,
             device=str(self.device),

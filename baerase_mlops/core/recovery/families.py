@@ -29,13 +29,18 @@ class BatchedLinear(nn.Module):
         self.weight = nn.Parameter(torch.randn(classes, in_features, out_features) * std)
         self.bias = nn.Parameter(torch.zeros(classes, 1, out_features))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """``members`` (indices into the K layers) applies only those layers: x is then (len(members), B, in)."""
+        if members is None:
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
 class TriggerFamily(nn.Module):
     """Base: ``forward(z)`` with z of shape (K, B, noise_dim) gives masks (K, B, 1, H, W)
-    and patterns (K, B, C, H, W), all in [0, 1]."""
+    and patterns (K, B, C, H, W), all in [0, 1]. ``forward(z, members)`` runs only the members
+    indexed by ``members`` (z then has len(members) rows): the rest get no gradient, so a
+    class schedule can stop training some classes without copying the family."""
 
     noise_dim: int
 
@@ -72,9 +77,15 @@ class TriggerFamily(nn.Module):
                 mine[index] = theirs.to(mine.device)
 
     def noise(
-        self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None
+        self,
+        batch: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
+        members: int | None = None,
     ) -> torch.Tensor:
-        z = torch.randn(self.classes, batch, max(self.noise_dim, 1), generator=generator)
+        """(members or K, batch, noise_dim) draws of z."""
+        rows = self.classes if members is None else members
+        z = torch.randn(rows, batch, max(self.noise_dim, 1), generator=generator)
         return z.to(device) if device is not None else z
 
 
@@ -103,10 +114,13 @@ class TriggerTable(TriggerFamily):
     def centre_parameters(self) -> list[nn.Parameter]:
         return [self.mask_logit, self.pattern_logit]
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, z: torch.Tensor, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         batch = z.shape[1]
-        mask = torch.sigmoid(self.mask_logit).expand(-1, batch, -1, -1, -1)
-        pattern = torch.sigmoid(self.pattern_logit).expand(-1, batch, -1, -1, -1)
+        mask_logit, pattern_logit = self.mask_logit, self.pattern_logit
+        if members is not None:
+            mask_logit, pattern_logit = mask_logit[members], pattern_logit[members]
+        mask = torch.sigmoid(mask_logit).expand(-1, batch, -1, -1, -1)
+        pattern = torch.sigmoid(pattern_logit).expand(-1, batch, -1, -1, -1)
         return mask, pattern
 
 
@@ -142,12 +156,15 @@ class TriggerGenerator(TriggerFamily):
     def spread_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.endswith("_logit")]
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, z: torch.Tensor, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         k, batch, _ = z.shape
         c, h, w = self.input_shape
-        hidden = F.leaky_relu(self.hidden(z), 0.2)
-        mask = torch.sigmoid(self.mask_logit + self.to_mask(hidden).view(k, batch, 1, h, w))
-        pattern = torch.sigmoid(self.pattern_logit + self.to_pattern(hidden).view(k, batch, c, h, w))
+        mask_logit, pattern_logit = self.mask_logit, self.pattern_logit
+        if members is not None:
+            mask_logit, pattern_logit = mask_logit[members], pattern_logit[members]
+        hidden = F.leaky_relu(self.hidden(z, members), 0.2)
+        mask = torch.sigmoid(mask_logit + self.to_mask(hidden, members).view(k, batch, 1, h, w))
+        pattern = torch.sigmoid(pattern_logit + self.to_pattern(hidden, members).view(k, batch, c, h, w))
         return mask, pattern
 
 
@@ -177,18 +194,20 @@ class MineEstimator(nn.Module):
         summary = torch.cat([mask, mask * pattern], dim=2).flatten(0, 1)
         return F.adaptive_avg_pool2d(summary, self.pool).view(k, batch, -1)
 
-    def statistic(self, z: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    def statistic(self, z: torch.Tensor, feats: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
         out = torch.cat([z, feats], dim=-1)
         for i, layer in enumerate(self.layers):
-            out = layer(out)
+            out = layer(out, members)
             if i < len(self.layers) - 1:
                 out = F.elu(out)
         return out.squeeze(-1)
 
-    def lower_bound(self, z: torch.Tensor, feats: torch.Tensor, shuffle: torch.Tensor) -> torch.Tensor:
+    def lower_bound(
+        self, z: torch.Tensor, feats: torch.Tensor, shuffle: torch.Tensor, members: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Per-class DV bound; ``shuffle`` permutes z within each class for the marginal."""
-        joint = self.statistic(z, feats).mean(dim=1)
-        marginal = torch.logsumexp(self.statistic(z[:, shuffle], feats), dim=1) - math.log(z.shape[1])
+        joint = self.statistic(z, feats, members).mean(dim=1)
+        marginal = torch.logsumexp(self.statistic(z[:, shuffle], feats, members), dim=1) - math.log(z.shape[1])
         return joint - marginal
 
 
