@@ -13,6 +13,7 @@ model, so a re-run still reports what training cost.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -80,10 +81,20 @@ def write_subset(data: ImageSet, per_class: int, path: Path) -> str:
 
 
 def _dataset_fingerprint(plan: DatasetPlan, datasets_dir: Path) -> dict[str, Any]:
+    """The data set by content: a copied or re-extracted file with the same bytes keeps its
+    models (a modification time in the key retrained the whole zoo after ../shared was refreshed)."""
     if plan.source.startswith("builtin:"):
         return {"source": plan.source}
-    stat = (datasets_dir / plan.source).stat()
-    return {"source": plan.source, "bytes": stat.st_size, "mtime": int(stat.st_mtime), "subset": plan.subset}
+    return {"source": plan.source, "sha256": _file_sha256(datasets_dir / plan.source), "subset": plan.subset}
+
+
+@functools.cache
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def model_identity(plan: DatasetPlan, datasets_dir: Path, config: LabConfig, case: Case) -> dict[str, Any]:

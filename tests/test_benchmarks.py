@@ -125,6 +125,23 @@ def test_cache_key_changes_with_everything_that_defines_a_model(tmp_path):
     assert len({key, *(cache_key(i) for i in others)}) == 1 + len(others)
 
 
+def test_cache_key_follows_the_data_sets_bytes_not_its_file_time(tmp_path):
+    import os
+
+    from baerase_mlops.config import LabConfig
+
+    (tmp_path / "d.npz").write_bytes(b"the same bytes")
+    plan = DatasetPlan("d", "d.npz", {"small_cnn": {}}, seeds=(0,))
+    case = make_case("badnets", 0, (1, 8, 8), 10)
+    before = cache_key(model_identity(plan, tmp_path, LabConfig(), case))
+    os.utime(tmp_path / "d.npz", (1, 1))  # a copy or a re-extraction: other times, the same data
+    assert cache_key(model_identity(plan, tmp_path, LabConfig(), case)) == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "d.npz").write_bytes(b"other bytes")
+    assert cache_key(model_identity(plan, other, LabConfig(), case)) != before
+
+
 @pytest.mark.slow
 def test_a_second_run_trains_nothing(tmp_path):
     case = make_case("badnets", 0, (1, 8, 8), 10)
