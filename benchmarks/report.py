@@ -3,6 +3,7 @@ architecture tables, the cost of each phase, what did not take, and the referenc
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from benchmarks.aggregate import (
@@ -88,6 +89,7 @@ def render(results: dict[str, Any], json_name: str, plot_name: str | None) -> st
         plot_section(plot_name),
         erasure_table(runs, defences, order),
         timing_table(runs, defences, order),
+        cost_table(runs, order),
         not_taken(runs),
         reading_notes(results),
         "## Claims and reference numbers\n\n" + REFERENCES,
@@ -476,6 +478,40 @@ def timing_table(runs: list[Run], defences: list[str], order: dict[str, list[str
         )
         rss = " / ".join(mib(max(v)) if v else "—" for v in (rss_train, rss_scan, rss_unlearn))
         lines.append(md_row([dataset, arch, str(len(rs)), train, *scan, *unlearn, whole, rss]))
+    return "\n".join(lines)
+
+
+def cost_table(runs: list[Run], order: dict[str, list[str]]) -> str:
+    """Scan cost against the number of classes, from the runs that recorded the class schedule."""
+    done = [r for r in ok_runs(runs) if (r["scans"].get("baerase") or {}).get("class_steps")]
+    if not done:
+        return ""
+    lines = table_head(
+        "Scan cost against the number of classes (BAERASE scan, the class schedule)",
+        "Per dataset and architecture, median (max) over its models, on the machine of the shard that ran it. "
+        "Class-steps: recovery steps summed over the classes, as a share of every class getting the whole budget "
+        "(what the cost was before the schedule).",
+        ["dataset", "arch", "classes", "models", "scan wall", "recovery", "class-steps used", "peak RSS, MiB"],
+    )
+    for (dataset, arch), rs in group(done, "dataset", "arch", order=order).items():
+        scans = [r["scans"]["baerase"] for r in rs]
+        classes = len(scans[0]["class_steps"])
+        share = [sum(s["class_steps"]) / (len(s["class_steps"]) * s["recovery_budget"]) for s in scans]
+        rss = [(s.get("memory") or {}).get("rss_peak_mib") for s in scans]
+        lines.append(
+            md_row(
+                [
+                    dataset,
+                    arch,
+                    str(classes),
+                    str(len(rs)),
+                    med_worst([s["wall_s"] for s in scans], secs),
+                    med_worst([s["recovery_s"] for s in scans], secs),
+                    f"{statistics.median(share):.0%} ({max(share):.0%})",
+                    mib(max(v for v in rss if v is not None)) if any(v is not None for v in rss) else "—",
+                ]
+            )
+        )
     return "\n".join(lines)
 
 

@@ -220,6 +220,8 @@ def detection_record(scan: ScanResult, case: Case, watch: Stopwatch, peak: PeakM
         "flagged_by": [c.flagged_by for c in v.classes],
         "target_margin_index": target.margin_index if target else None,
         "recovery_steps": scan.recovery.steps,
+        "recovery_budget": v.config["recovery"]["steps"],
+        "class_steps": [c.steps for c in v.classes],  # the class schedule's, per class
         "recovery_s": v.timings["recovery_s"],
         "scan_s": v.timings["total_s"],
         "wall_s": watch.wall_s,

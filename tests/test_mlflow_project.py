@@ -91,6 +91,8 @@ def test_job_run_holds_params_metrics_dataset_and_report(registry, cleaned_badne
         "anomaly_index" in run.data.metrics and "norm_class_0" in run.data.metrics and "asr_after" in run.data.metrics
     )
     assert "margin_index" in run.data.metrics and "timing_margins_s" in run.data.metrics
+    per_class = [run.data.metrics[f"recovery_steps_class_{k}"] for k in range(10)]
+    assert run.data.metrics["recovery_class_steps"] == sum(per_class) and max(per_class) <= 400
     phases = {"phase_downloading_s", "phase_loading_s", "phase_validating_s", "phase_scanning_s", "phase_erasing_s"}
     assert phases <= set(run.data.metrics) and all(run.data.metrics[p] >= 0 for p in phases)
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.name == "builtin:mnist"

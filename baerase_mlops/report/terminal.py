@@ -17,6 +17,7 @@ def verdict_table(verdict: Verdict) -> Table:
         ("class", "right"),
         ("name", "left"),
         ("trigger size (L1)", "right"),
+        ("steps", "right"),  # the class schedule's: a class stopped early has an upper-bound size
         ("anomaly index", "right"),
         ("held-out ASR", "right"),
         ("max margin", "right"),
@@ -34,6 +35,7 @@ def verdict_table(verdict: Verdict) -> Table:
             str(c.label),
             c.name,
             f"{c.norm:.1f}",
+            str(c.steps) if c.steps else "-",
             f"{c.anomaly_index:.2f}",
             percent(c.holdout_asr),
             _number(c.margin, 1),

@@ -81,11 +81,10 @@ class TriggerFamily(nn.Module):
         batch: int,
         generator: torch.Generator | None = None,
         device: torch.device | None = None,
-        members: int | None = None,
+        rows: int | None = None,
     ) -> torch.Tensor:
-        """(members or K, batch, noise_dim) draws of z."""
-        rows = self.classes if members is None else members
-        z = torch.randn(rows, batch, max(self.noise_dim, 1), generator=generator)
+        """(rows, batch, noise_dim) draws of z; rows defaults to every member (K)."""
+        z = torch.randn(self.classes if rows is None else rows, batch, max(self.noise_dim, 1), generator=generator)
         return z.to(device) if device is not None else z
 
 

@@ -82,10 +82,11 @@ class ClassSampler:
 def screened_out(best_norm: torch.Tensor, last_norm: torch.Tensor) -> torch.Tensor:
     """The classes a screening round stops: all but the ``n // 2 + 1`` with the smallest triggers.
 
-    A class can only be flagged for a trigger far below the median (at the default threshold and
-    floor, under 41% of it), so the larger half cannot become an outlier; the kept classes
-    include the median's, which therefore keeps being optimised like the candidates below it.
-    Classes whose trigger never succeeded rank last (a backdoor's target succeeds early)."""
+    A class is flagged only for a trigger far below the median (at the default threshold and floor,
+    under 41% of it): one above the median at the screen would have to shrink 2.4 times more than
+    the median's class in the steps left. The kept classes include the median's, so the centre
+    of the size test is optimised like the candidates below it. Classes whose trigger never
+    succeeded rank last (a backdoor's target succeeds early)."""
     n = len(best_norm)
     reached = torch.isfinite(best_norm)
     size = torch.where(reached, best_norm, last_norm).tolist()
@@ -163,7 +164,7 @@ def optimise_group(
         m, idx = len(members), members.to(device)
         selected = None if m == n else idx  # all classes: the plain batched path
         images = sampler.sample(b, generator, members.tolist())  # (m, b, C, H, W)
-        z = family.noise(b, generator, device, members=m)
+        z = family.noise(b, generator, device, rows=m)
         mask, pattern = family(z, selected)
         stamped = stamp(images, mask, pattern).flatten(0, 1)
         logits = model(stamped)
