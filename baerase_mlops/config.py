@@ -72,7 +72,8 @@ class DetectionConfig:
     "Benchmarks"): of 32 benchmark backdoors the raw-L1 MAD with a 20%-of-median floor flagged
     23 at threshold 2.0, because the natural spread of the other classes' sizes swamps the raw
     MAD. On log sizes with a floor of 0.2 it flags 28, and no clean model of 14 scores more than
-    2.51 (in-sample: the floor was chosen on them). The threshold, 3.0, is the highest that still
+    2.51 (in-sample: the floor was chosen on them); with the MAD of the lower half (the class
+    schedule's companion) the same 28, and no clean model above 1.90. The threshold, 3.0, is the highest that still
     flags a 7x-small class among 9 whose sizes spread evenly over 3.35x (3.34: the worst case for
     a MAD, and the user's checkerboard model of issue "Detection").
     """
