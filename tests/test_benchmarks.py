@@ -421,3 +421,25 @@ def test_statistics_recomputes_the_candidates_from_recorded_norms():
     log = evaluate(runs, next(c for name, c in CANDIDATES.items() if name.endswith("(size default)")))
     assert (raw["hits"], raw["fp"]) == (0, 0)  # the earlier default misses it
     assert (log["hits"], log["fp"]) == (1, 0)
+
+
+@pytest.mark.slow
+def test_rescan_scans_a_saved_lab_model_under_other_recovery_settings(lab_model_factory):
+    from benchmarks.rescan import rescan
+
+    lab = lab_model_factory("badnets")
+    line = rescan(lab.model_path, {"steps": 40, "screen_steps": 20}, "baerase", "cpu")
+    assert line["attack"] == "badnets" and line["target"] == lab.target
+    assert len(line["norms"]) == 10 and max(line["steps"]) <= 40 and sorted(line["steps"])[0] <= 20
+    json.dumps(line)
+
+
+def test_rescan_refuses_an_unknown_recovery_setting(tmp_path):
+    from click.testing import CliRunner
+
+    from benchmarks.rescan import main
+
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"")
+    result = CliRunner().invoke(main, [str(model), "--recovery", '{"stepz": 1}'])
+    assert result.exit_code == 2 and "stepz" in result.output
