@@ -58,7 +58,7 @@ class RecoveryConfig:
     early_stop_rounds: int = 12  # a class stops once its trigger has not shrunk 1% for this many rounds
     # The class schedule: after this many steps only the smaller half of the triggers (and the
     # median's) are optimised further; the larger half cannot become outliers. 0: every class the
-    # whole budget. A multiple of round_steps.
+    # whole budget. A multiple of round_steps. Only with every class in one batch (class_chunk 0).
     screen_steps: int = 100
     class_chunk: int = 0  # classes per batched optimisation; 0 = all at once, 1 = one by one
     seed: int = 0

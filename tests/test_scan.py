@@ -131,6 +131,12 @@ def test_a_screened_out_class_keeps_the_trigger_it_had_at_the_screen(method):
         assert torch.equal(long.family.mask_logit[k], short.family.mask_logit[k])
 
 
+def test_classes_optimised_in_chunks_are_not_screened():
+    data = _tiny(classes=7)
+    config = replace(FAST.recovery, steps=40, screen_steps=20, early_stop_rounds=100, class_chunk=4)
+    assert BaeraseRecovery(config, device="cpu").recover(_tiny_model(7), data.x, data.y, 7).class_steps == [40] * 7
+
+
 def test_screen_steps_must_fall_on_a_round():
     with pytest.raises(ValueError, match="multiple of round_steps"):
         BaeraseRecovery(replace(FAST.recovery, steps=40, screen_steps=15))

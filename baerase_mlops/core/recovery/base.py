@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
@@ -88,11 +88,14 @@ class TriggerRecovery(ABC):
         class_steps = torch.zeros(num_classes, dtype=torch.long)
         steps = 0
         total = len(groups) * c.steps
+        # The screen ranks the classes it optimises together; within a chunk it would not find the
+        # median of all classes, which the size test's centre needs optimised in full.
+        group_config = c if len(groups) == 1 else replace(c, screen_steps=0)
         with frozen(model):
             for g, classes in enumerate(groups):
                 part = family.subset(classes).to(self.device)
                 outcome = optimise_group(
-                    model, part, classes, x, y, c, generator, self.device, self.progress, g * c.steps, total
+                    model, part, classes, x, y, group_config, generator, self.device, self.progress, g * c.steps, total
                 )
                 family.assign(classes, part.cpu())
                 norms[classes], reached[classes], train_asr[classes] = outcome.norms, outcome.reached, outcome.train_asr
