@@ -40,8 +40,9 @@ def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     runs = {run_key(r): r for r in old["runs"]}
     replaced = [run_key(r) for r in new["runs"] if run_key(r) in runs]
     runs.update({run_key(r): r for r in new["runs"]})
-    shard = {**new["meta"]["shards"][-1], "replaced": replaced}
-    meta = {**new["meta"], "shards": [*old["meta"]["shards"], shard]}
+    # A shard's own file holds one shard; a merged file brings all of its shards along.
+    *earlier, last = new["meta"]["shards"]
+    meta = {**new["meta"], "shards": [*old["meta"]["shards"], *earlier, {**last, "replaced": replaced}]}
     dataset_order = list(dict.fromkeys([*old["meta"].get("dataset_order", []), *new["meta"].get("dataset_order", [])]))
     arch_order = list(dict.fromkeys([*old["meta"].get("arch_order", []), *new["meta"].get("arch_order", [])]))
     meta.update(dataset_order=dataset_order, arch_order=arch_order)

@@ -161,6 +161,13 @@ def output_path(out: Path | None, profile_name: str, is_tiny: bool) -> Path:
     default=None,
     help="Run nothing: rewrite the table and plot from this JSON (beside it, or --out).",
 )
+@click.option(
+    "--merge-from",
+    "merge_from",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Run nothing: merge this shard's JSON (repeatable) into --out's, then rewrite its table and plot.",
+)
 def main(
     profile_name,
     datasets_dir,
@@ -177,12 +184,24 @@ def main(
     scans_only,
     is_tiny,
     render_json,
+    merge_from,
 ) -> int:
     """Benchmark BAERASE against the product's Neural-Cleanse mode and fine-tuning on a zoo of real lab backdoors."""
     if render_json is not None:
         results = json.loads(render_json.read_text())
         files = write_outputs(results, out or render_json.with_suffix(".md"))
         log("rewrote " + ", ".join(str(f) for f in files) + f" from {render_json}")
+        return ExitCode.PASSED
+    if merge_from:
+        out_path = output_path(out, profile_name, is_tiny)
+        results = load_results(out_path.with_suffix(".json"))
+        try:
+            for shard_file in merge_from:
+                results = merge(results, json.loads(shard_file.read_text()))
+        except MergeError as exc:
+            raise UsageError(str(exc)) from exc
+        files = write_outputs(results, out_path, write_json=True)
+        log("merged " + ", ".join(map(str, merge_from)) + "; wrote " + ", ".join(map(str, files)))
         return ExitCode.PASSED
     profile = choose_profile(
         profile_name, is_tiny=is_tiny, datasets=datasets, archs=archs, seeds=seeds, attacks=attacks, limit=limit

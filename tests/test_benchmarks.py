@@ -300,22 +300,21 @@ def _run(
     }
 
 
-def test_render_writes_every_section_from_a_json_of_runs(tmp_path):
-    from benchmarks.run import write_outputs
-
+def _results(runs: list[dict], command: str = "python -m benchmarks.run --profile zoo --datasets mnist") -> dict:
+    """A result file as a shard writes it."""
     shard = {
-        "command": "python -m benchmarks.run --profile zoo --datasets mnist",
+        "command": command,
         "started_at": "t0",
         "finished_at": "t1",
         "wall_s": 600.0,
-        "models": 6,
-        "runs": 6,
+        "models": len(runs),
+        "runs": len(runs),
         "load_average_start": [1, 1, 1],
         "load_average_end": [2, 2, 2],
         "machine": {"cpu": "x", "cores": 2, "device": "cpu"},
         "git": {"commit": "abcdef123456", "dirty": False},
     }
-    results = {
+    return {
         "meta": {
             "profile": "zoo",
             "summary": "s",
@@ -327,15 +326,44 @@ def test_render_writes_every_section_from_a_json_of_runs(tmp_path):
             "arch_order": ["small_cnn"],
             "shards": [shard],
         },
-        "runs": [
+        "runs": runs,
+    }
+
+
+def test_merge_from_adds_a_shard_file_to_the_table_without_running_anything(tmp_path):
+    from benchmarks.run import main, write_outputs
+
+    write_outputs(_results([_run("badnets", 0, [3]), _run("clean", 0, [])]), tmp_path / "B.md", write_json=True)
+    shard = tmp_path / "shard.json"
+    shard.write_text(json.dumps(_results([_run("clean", 0, [1]), _run("clean", 1, [])], "shard 2")))
+    result = CliRunner().invoke(main, ["--profile", "zoo", "--out", str(tmp_path / "B.md"), "--merge-from", str(shard)])
+    assert result.exit_code == 0, result.output
+    merged = json.loads((tmp_path / "B.json").read_text())
+    assert [run_key(r) for r in merged["runs"]] == [
+        "mnist/small_cnn/badnets/seed0",
+        "mnist/small_cnn/clean/seed0",
+        "mnist/small_cnn/clean/seed1",
+    ]
+    assert next(r for r in merged["runs"] if r["seed"] == 0 and r["case"] == "clean")["scans"]["baerase"][
+        "flagged"
+    ] == [1]
+    assert [s["command"] for s in merged["meta"]["shards"]][-1] == "shard 2"
+    assert "shard 2" in (tmp_path / "B.md").read_text()
+
+
+def test_render_writes_every_section_from_a_json_of_runs(tmp_path):
+    from benchmarks.run import write_outputs
+
+    results = _results(
+        [
             _run("badnets", 0, [3]),
             _run("badnets", 1, []),
             _run("sig", 0, [3], asr=0.5),
             _run("clean", 0, [1]),
             _run("clean", 1, []),
             _run("blended", 0, [], error="RuntimeError: boom"),
-        ],
-    }
+        ]
+    )
     files = write_outputs(results, tmp_path / "B.md", write_json=True)
     table = (tmp_path / "B.md").read_text()
     assert [f.name for f in files] == ["B.md", "B.json", "B.png"]

@@ -126,6 +126,19 @@ def _check_statistics(args: list[str]) -> None:
     assert args and all((REPO / a).is_file() for a in args), f"benchmarks.statistics on missing files {args}"
 
 
+def _check_rescan(args: list[str]) -> None:
+    """``python -m benchmarks.rescan MODEL... --recovery JSON``: its options parse and the JSON names
+    RecoveryConfig fields (the models are a user's zoo cache, not in the repo)."""
+    from dataclasses import replace
+
+    from baerase_mlops.config import RecoveryConfig
+    from benchmarks.rescan import main as rescan
+
+    options = args[args.index(next(a for a in args if a.startswith("--"))) :]
+    rescan.make_context("benchmarks.rescan", [str(REPO / "README.md"), *options])
+    replace(RecoveryConfig(), **json.loads(options[options.index("--recovery") + 1]))
+
+
 def test_every_readme_command_names_real_commands_options_and_parameters():
     targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.MULTILINE))
     seen = []
@@ -141,6 +154,8 @@ def test_every_readme_command_names_real_commands_options_and_parameters():
                 _check_bench(args[3:])
             elif program == "python" and args[1:3] == ["-m", "benchmarks.statistics"]:
                 _check_statistics(args[3:])
+            elif program == "python" and args[1:3] == ["-m", "benchmarks.rescan"]:
+                _check_rescan(args[3:])
             elif program == "make":
                 assert set(args[1:]) <= targets, f"Makefile has no target {set(args[1:]) - targets}"
             else:
