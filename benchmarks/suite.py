@@ -223,6 +223,7 @@ def detection_record(scan: ScanResult, case: Case, watch: Stopwatch, peak: PeakM
         "recovery_budget": v.config["recovery"]["steps"],
         "class_steps": [c.steps for c in v.classes],  # the class schedule's, per class
         "recovery_s": v.timings["recovery_s"],
+        "timings": dict(v.timings),  # the scan's phases: recovery, margins, evaluation, total
         "scan_s": v.timings["total_s"],
         "wall_s": watch.wall_s,
         "cpu_s": watch.cpu_s,
