@@ -13,6 +13,9 @@ scanning anything again:
 - ``margin, floor 0.1`` and ``margin, floor 0.25`` (the default), t=3: the maximum-margin test alone;
 - ``log + margin``: the default verdict (either flags).
 
+A MAD of every class needs every class optimised in full: it is not weighed on scans whose
+class schedule stopped some classes early (their sizes are upper bounds).
+
 Per candidate: backdoors whose attacker's class is flagged (attacks that took), clean models
 with any class flagged, and the separation (the smallest target index against the largest
 clean one). Markdown on stdout.
@@ -36,7 +39,10 @@ Candidate = Callable[[dict[str, Any]], tuple[list[int], list[float]] | None]
 
 
 def size_test(config: DetectionConfig) -> Candidate:
-    def flag(scan: dict[str, Any]) -> tuple[list[int], list[float]]:
+    def flag(scan: dict[str, Any]) -> tuple[list[int], list[float]] | None:
+        steps = scan.get("class_steps") or []
+        if config.spread == "both" and len(set(steps)) > 1:
+            return None  # the class schedule stopped the larger half early: their sizes are upper bounds
         d = AnomalyDetector(config).detect(scan["norms"])
         below = [v < d.median for v in scan["norms"]]  # signed: the test is one-sided
         return d.flagged, [i if b else -i for i, b in zip(d.indices, below)]
@@ -135,7 +141,7 @@ def table(runs: list[Run]) -> str:
     for name, candidate in CANDIDATES.items():
         e = evaluate(runs, candidate)
         if not e["bad"] and not e["clean"]:
-            lines.append(f"| {name} | (not recorded) | | | |")
+            lines.append(f"| {name} | (not recorded, or not applicable to these scans) | | | |")
             continue
         cells = [name, f"{e['hits']}/{e['bad']}", f"{e['fp']}/{e['clean']}", f"{e['target_min']:.2f}"]
         lines.append("| " + " | ".join([*cells, f"{e['clean_max']:.2f}"]) + " |")

@@ -451,6 +451,16 @@ def test_statistics_recomputes_the_candidates_from_recorded_norms():
     assert (log["hits"], log["fp"]) == (1, 0)
 
 
+def test_a_mad_of_every_class_is_not_weighed_on_scans_whose_schedule_stopped_some_classes():
+    from benchmarks.statistics import CANDIDATES, evaluate
+
+    run = _scans_only("badnets", 0, SPREAD[:3] + [7.0] + SPREAD[3:], [30.0] * 10)
+    run["scans"]["baerase"]["class_steps"] = [100, 400] * 5
+    runs = [{**run, "_scan": run["scans"]["baerase"]}]
+    assert evaluate(runs, CANDIDATES["raw, floor 0.2, t=2"])["bad"] == 0
+    assert evaluate(runs, next(c for name, c in CANDIDATES.items() if name.endswith("(size default)")))["bad"] == 1
+
+
 @pytest.mark.slow
 def test_rescan_scans_a_saved_lab_model_under_other_recovery_settings(lab_model_factory):
     from benchmarks.rescan import rescan
