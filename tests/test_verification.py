@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from baerase_mlops.config import GatePolicy, UnlearningConfig
-from baerase_mlops.core.verification import _project, paired_drop_interval, wilson_interval
+from baerase_mlops.core.verification import paired_drop_interval, wilson_interval
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.gate import evaluate
 from baerase_mlops.registry.job import JobSettings, run_job
@@ -33,20 +33,6 @@ def test_paired_accuracy_drop_interval_covers_the_observed_drop_and_is_wider_wit
     assert low < 0.05 < high
     few_low, few_high = paired_drop_interval(before[:10], after[:10])
     assert few_high - few_low > high - low
-
-
-def test_the_budget_projection_keeps_a_concentrated_patch_and_drops_the_diffuse_rest():
-    mask = torch.full((1, 1, 28, 28), 0.05)
-    mask[..., :3, :3] = 1.0  # a 3x3 patch (L1 9) in a diffuse haze (L1 ~38)
-    projected = _project(mask, budget=9.0)
-    assert abs(float(projected.sum()) - 9.0) < 1e-3 and float(projected.min()) >= 0.0
-    assert float(projected[..., :3, :3].min()) > 0.9  # scaling would leave ~0.19 here
-    assert float(projected[..., 3:, 3:].max()) < 0.01  # the haze all but gone
-
-
-def test_a_mask_within_the_budget_is_only_clamped_into_0_1():
-    mask = torch.tensor([[[[1.5, -0.2], [0.3, 0.4]]]])
-    assert torch.equal(_project(mask, budget=10.0), mask.clamp(0.0, 1.0))
 
 
 def _cleaned_tags(**overrides: str) -> dict[str, str]:
