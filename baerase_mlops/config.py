@@ -166,6 +166,24 @@ class UnlearningConfig:
     distill: float = 3.0  # weight of KL(original || model) on clean images
     shift: int = 2  # random translation of clean images by up to this many pixels
     stamp_share: float = 0.2  # NC unlearning: share of clean images stamped (true labels kept)
+    # Two ways to unlearn more than the recovered triggers, both off by default: measured on the
+    # zoo's LeNet-5 BadNets, random-position checkerboard, Trojan and Blended models (3 unlearning
+    # seeds each, benchmarks/results/reerase-mnist-lenet5-seed0.jsonl), neither was better on every
+    # attack (README, "Unlearning").
+    # Adversarial triggers: every ``adversarial_every`` steps (0 = never) search the model being
+    # unlearnt afresh for the strongest trigger toward each flagged class whose mask L1 is at most
+    # ``adversarial_budget`` times the class's recovered trigger (core/budgeted.py), and stamp it
+    # on ``adversarial_share`` of the triggered images (after I-BAU, Zeng et al. 2022, and SAU,
+    # Wei et al. 2023): the recovered triggers are one answer of many.
+    adversarial_every: int = 0
+    adversarial_steps: int = 30  # Adam steps per search, each from where the last one ended
+    adversarial_lr: float = 0.05  # the search's Adam (verification's)
+    adversarial_budget: float = 1.0
+    adversarial_share: float = 0.5
+    adversarial_stop: bool = False  # the stopping rule also measures the latest adversarial triggers
+    # Half of the recovered triggers moved by up to this many pixels before stamping (0 = all
+    # where recovered): a trigger stamped anywhere (random-position BadNets) is recovered at one place.
+    trigger_shift: int = 0
     seed: int = 0
 
 

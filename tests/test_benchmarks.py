@@ -481,3 +481,18 @@ def test_rescan_refuses_an_unknown_recovery_setting(tmp_path):
     model.write_bytes(b"")
     result = CliRunner().invoke(main, [str(model), "--recovery", '{"stepz": 1}'])
     assert result.exit_code == 2 and "stepz" in result.output
+
+
+@pytest.mark.parametrize(
+    ("variant", "named"),
+    [('shift={"trigger_shiff": 1}', "trigger_shiff"), ("shift=[1]", "JSON object"), ('{"seed": 1}', "NAME=JSON")],
+)
+def test_reerase_refuses_a_variant_that_is_not_unlearning_settings(tmp_path, variant, named):
+    from click.testing import CliRunner
+
+    from benchmarks.reerase import main
+
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"")
+    result = CliRunner().invoke(main, [str(model), "--variant", variant])
+    assert result.exit_code == 2 and named in result.output

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from baerase_mlops.config import UnlearningConfig
+from baerase_mlops.core.budgeted import FoundTrigger, search_budgeted_trigger, trigger_asr
 from baerase_mlops.core.classifier import frozen
 from baerase_mlops.core.metrics import accuracy
 from baerase_mlops.core.recovery import RecoveryResult
@@ -106,6 +107,8 @@ class Unlearner(ABC):
         x_all, y_all = train.x.to(self.device), train.y.to(self.device)
         x_clean, y_clean = torch.cat([train.x, holdout.x]), torch.cat([train.y, holdout.y])
 
+        adversarial: dict[int, FoundTrigger] = {}  # the latest adversarial trigger of each target
+
         def measure(step: int) -> Checkpoint:
             with frozen(model):
                 acc = accuracy(model, x_clean, y_clean, self.device)
@@ -114,6 +117,10 @@ class Unlearner(ABC):
                     recovered_trigger_asr(model, recovery, holdout, t, c.eval_draws, eval_gen, self.device)
                     for t in targets
                 )
+                if c.adversarial_stop:
+                    for t, found in adversarial.items():
+                        outside = holdout.x[holdout.y != t]
+                        asr = max(asr, trigger_asr(model, outside, found.mask, found.pattern, t, self.device))
             return Checkpoint(step, acc, asr)
 
         before = measure(0)
@@ -140,7 +147,27 @@ class Unlearner(ABC):
             trigger_targets = target_of[torch.randint(0, len(targets), (c.batch_size,), generator=generator)].to(
                 self.device
             )
-            stamped = self._stamp(families, x, trigger_targets, generator, c.amplify)
+            stamped = self._stamp(families, x, trigger_targets, generator, c.amplify, c.trigger_shift)
+            if c.adversarial_every > 0:
+                if (step - 1) % c.adversarial_every == 0:
+                    with frozen(model):
+                        adversarial = {
+                            t: search_budgeted_trigger(
+                                model,
+                                x_all[y_all != t],
+                                t,
+                                recovery.norms[t] * c.adversarial_budget,
+                                steps=c.adversarial_steps,
+                                restarts=1,
+                                lr=c.adversarial_lr,
+                                batch_size=2 * c.batch_size,
+                                generator=generator,
+                                device=self.device,
+                                start=adversarial.get(t),
+                            )
+                            for t in targets
+                        }
+                stamped = self._stamp_adversarial(adversarial, stamped, x, trigger_targets, generator)
             loss = self.loss(model, x, y, stamped, trigger_targets)
             if teacher is not None:
                 with torch.no_grad():
@@ -194,6 +221,7 @@ class Unlearner(ABC):
         targets: torch.Tensor,
         generator: torch.Generator,
         amplify: float,
+        shift: int = 0,
     ) -> torch.Tensor:
         stamped = x.clone()
         with torch.no_grad():
@@ -204,7 +232,32 @@ class Unlearner(ABC):
                     mask, pattern = family(family.noise(count, generator, x.device))
                     scale = 1.0 + (amplify - 1.0) * torch.rand(count, 1, 1, 1, generator=generator).to(x.device)
                     mask = (mask[0] * scale).clamp(0.0, 1.0)
-                    stamped[rows] = stamp(x[rows], mask, pattern[0])
+                    pattern = pattern[0].expand(count, -1, -1, -1)
+                    if shift > 0:
+                        # half of them moved, half where recovered: a fixed trigger stays unlearnt in place
+                        both = torch.cat([mask.expand(count, -1, -1, -1), pattern], 1)
+                        moved = random_shift(both, shift, generator, "constant")
+                        keep = (torch.rand(count, generator=generator) < 0.5).to(x.device)
+                        both = torch.where(keep[:, None, None, None], both, moved)
+                        mask, pattern = both[:, :1], both[:, 1:]
+                    stamped[rows] = stamp(x[rows], mask, pattern)
+        return stamped
+
+    def _stamp_adversarial(
+        self,
+        adversarial: dict[int, FoundTrigger],
+        stamped: torch.Tensor,
+        x: torch.Tensor,
+        targets: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """``stamped`` with ``adversarial_share`` of its rows stamped instead with the latest
+        adversarial trigger of their target class."""
+        chosen = (torch.rand(len(x), generator=generator) < self.config.adversarial_share).to(x.device)
+        for t, found in adversarial.items():
+            rows = chosen & (targets == t)
+            if rows.any():
+                stamped[rows] = stamp(x[rows], found.mask.to(x.device), found.pattern.to(x.device))
         return stamped
 
 
@@ -218,10 +271,11 @@ def pull_towards(params: list[nn.Parameter], anchor: list[torch.Tensor], thresho
         p.copy_(a + delta.sign() * (delta.abs() - threshold).clamp_min(0.0))
 
 
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Each image moved by up to ``max_shift`` pixels in each direction (edges padded by replication)."""
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, mode: str = "replicate") -> torch.Tensor:
+    """Each image moved by up to ``max_shift`` pixels in each direction (edges padded by
+    replication, or with zeros for ``mode="constant"``)."""
     n, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4, mode="replicate")
+    padded = F.pad(x, (max_shift,) * 4, mode=mode)
     offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator).tolist()
     return torch.stack([padded[i, :, r : r + h, c : c + w] for i, (r, c) in enumerate(offsets)])
 
