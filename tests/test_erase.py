@@ -66,6 +66,27 @@ def test_unlearning_is_reproducible_with_a_seed(scan_factory):
     assert a.history == b.history
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [{"adversarial_every": 10, "adversarial_stop": True}, {"trigger_shift": 12}],
+    ids=["adversarial", "trigger_shift"],
+)
+def test_the_opt_in_unlearning_variants_erase_the_lab_backdoor_too(scan_factory, overrides):
+    mut, data, scan = scan_factory("badnets")
+    outcome = run_erase(mut, data, scan, UnlearningConfig(**overrides), device="cpu", verification=None)
+    m = outcome.metrics
+    assert m["reached_target"] and m["real_asr_after"] <= 0.02
+    assert m["accuracy_before"] - m["accuracy_after"] <= 0.02
+
+
+def test_adversarial_unlearning_is_reproducible_with_a_seed(scan_factory):
+    mut, _, scan = scan_factory("badnets")
+    config = UnlearningConfig(max_steps=20, seed=3, adversarial_every=10, adversarial_steps=5, trigger_shift=4)
+    a = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
+    b = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
+    assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+
+
 @pytest.mark.parametrize("method", sorted(UNLEARNING_METHODS))
 def test_every_method_shares_the_interface_and_the_stopping_rule(scan_factory, method):
     mut, _, scan = scan_factory("badnets")
