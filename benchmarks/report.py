@@ -571,9 +571,21 @@ def reading_notes(results: dict[str, Any]) -> str:
                 "- Seeds: the seed sets the target class, the trigger's position, pixels and (WaNet) field, the blend "
                 "ratio, the lab's split, initialisation and data order, the clean subset, the scans and the unlearning."
             ),
-            f"- BAERASE scan: `{meta['scan_config']}`.",
+            f"- BAERASE scan (the latest shard's settings): `{meta['scan_config']}`.",
+            scheduled_note(results["runs"]),
             f"- Unlearning: `{meta['unlearning_config']}`.",
         ]
+    )
+
+
+def scheduled_note(runs: list[Run]) -> str:
+    """How many BAERASE scans ran under the class schedule (their classes got unequal steps):
+    shards ran with different defaults, and each record keeps its own steps."""
+    scans = [r["scans"]["baerase"] for r in ok_runs(runs) if "baerase" in r.get("scans", {})]
+    scheduled = sum(1 for s in scans if len(set(s.get("class_steps") or [0])) > 1)
+    return (
+        f"- {scheduled} of {len(scans)} BAERASE scans ran under the class schedule (`screen_steps=100`, classes "
+        "stopped early: unequal steps per class in the JSON); the rest gave every class the whole budget."
     )
 
 

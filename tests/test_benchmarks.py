@@ -496,3 +496,13 @@ def test_reerase_refuses_a_variant_that_is_not_unlearning_settings(tmp_path, var
     model.write_bytes(b"")
     result = CliRunner().invoke(main, [str(model), "--variant", variant])
     assert result.exit_code == 2 and named in result.output
+
+
+def test_the_reading_notes_count_the_scans_that_ran_under_the_class_schedule():
+    from benchmarks.report import scheduled_note
+
+    uniform = _scans_only("badnets", 0, SPREAD[:3] + [6.0] + SPREAD[3:], [30.0] * 10)
+    scheduled = _scans_only("clean", 0, SPREAD + [50.0], [30.0] * 10)
+    uniform["scans"]["baerase"] = {**uniform["scans"]["baerase"], "class_steps": [400] * 10}
+    scheduled["scans"]["baerase"] = {**scheduled["scans"]["baerase"], "class_steps": [100, 400] * 5}
+    assert "1 of 2 BAERASE scans ran under the class schedule" in scheduled_note([uniform, scheduled])
