@@ -399,7 +399,9 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
         "Erasure per dataset × attack × architecture",
         "Real ASR (the attacker's trigger) and clean accuracy on the lab test split after each defence, median (worst) "
         "over seeds; a backdoor the defence's scan missed is left as it was and counts with its ASR. Removed: real ASR "
-        f"after ≤ {100 * REMOVED_ASR:.0f}%.",
+        f"after ≤ {100 * REMOVED_ASR:.0f}%. Verified: the independent verification passed, so the product would "
+        "register the candidate as cleaned with the verified ASR as its asr_after; over-claimed: it passed while the "
+        "real ASR was more than 2 points above that number.",
         [
             "dataset",
             "arch",
@@ -410,6 +412,8 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
             "removed",
             "accuracy after, %",
             "drop, points",
+            "verified",
+            "over-claimed",
         ],
     )
     done = [r for r in counted(runs) if r["backdoored"]]
@@ -430,10 +434,31 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
                         f"{sum(1 for r in have if _removed(r, defence))}/{len(have)}",
                         med_worst(dvals(have, defence, "accuracy_after"), pct, worst=min),
                         med_worst(drops(have, defence), pct2),
+                        _verified_count(have, defence),
+                        _over_claimed_count(have, defence),
                     ]
                 )
             )
     return "\n".join(lines)
+
+
+def _checked(runs: list[Run], defence: str) -> list[dict[str, Any]]:
+    """The records of ``defence`` whose erasure was verified (a changed model with a verification)."""
+    return [r["defences"][defence] for r in runs if r["defences"][defence].get("verified") is not None]
+
+
+def _verified_count(runs: list[Run], defence: str) -> str:
+    checked = [d for d in _checked(runs, defence) if d.get("changed")]
+    return f"{sum(1 for d in checked if d['verified'])}/{len(checked)}" if checked else "—"
+
+
+def _over_claimed_count(runs: list[Run], defence: str) -> str:
+    """Passed verification although the real ASR (known for lab models only) is over 2 points
+    above the verified number."""
+    passed = [d for d in _checked(runs, defence) if d.get("changed") and d["verified"] and d["asr_kind"] == "real"]
+    if not passed:
+        return "—"
+    return f"{sum(1 for d in passed if d['asr_after'] > d['verified_asr'] + 0.02)}/{len(passed)}"
 
 
 def timing_table(runs: list[Run], defences: list[str], order: dict[str, list[str]]) -> str:

@@ -506,3 +506,15 @@ def test_the_reading_notes_count_the_scans_that_ran_under_the_class_schedule():
     uniform["scans"]["baerase"] = {**uniform["scans"]["baerase"], "class_steps": [400] * 10}
     scheduled["scans"]["baerase"] = {**scheduled["scans"]["baerase"], "class_steps": [100, 400] * 5}
     assert "1 of 2 BAERASE scans ran under the class schedule" in scheduled_note([uniform, scheduled])
+
+
+def test_the_erasure_table_counts_a_verified_erasure_whose_real_asr_is_higher_as_over_claimed():
+    from benchmarks.report import _over_claimed_count, _verified_count
+
+    def run(real_after: float, verified: bool, verified_asr: float) -> dict:
+        record = _defence("baerase", "baerase", True, (0.98, 0.975), (1.0, real_after))
+        return {"defences": {"baerase": record | {"verified": verified, "verified_asr": verified_asr}}}
+
+    runs = [run(0.126, True, 0.005), run(0.01, True, 0.0), run(0.3, False, 0.3)]
+    assert _verified_count(runs, "baerase") == "2/3"
+    assert _over_claimed_count(runs, "baerase") == "1/2"
