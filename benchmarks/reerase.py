@@ -22,6 +22,7 @@ import click
 from baerase_mlops.config import UnlearningConfig, VerificationConfig
 from baerase_mlops.core.unlearning import UNLEARNING_METHODS
 from baerase_mlops.engine import load_local_model, prepare_clean_data, run_erase, run_scan
+from benchmarks.lines import emit
 
 
 def reerase(
@@ -110,11 +111,7 @@ def main(
         raise click.BadParameter(f"{seeds!r} is not a comma-separated list of integers", param_hint="--seeds") from exc
     for path in models:
         for line in reerase(path, variants, seed_list, method, device, verify):
-            text = json.dumps(line)
-            click.echo(text)
-            if out:
-                with out.open("a") as f:
-                    f.write(text + "\n")
+            emit(line, out)
 
 
 if __name__ == "__main__":

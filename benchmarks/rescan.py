@@ -21,6 +21,7 @@ import click
 from baerase_mlops.config import ScanConfig
 from baerase_mlops.core.recovery import RECOVERY_METHODS
 from baerase_mlops.engine import load_local_model, prepare_clean_data, run_scan
+from benchmarks.lines import emit
 
 
 def rescan(path: Path, recovery: dict[str, Any], method: str, device: str) -> dict[str, Any]:
@@ -69,11 +70,7 @@ def main(models: tuple[Path, ...], recovery: str, method: str, device: str, out:
     except TypeError as exc:
         raise click.BadParameter(str(exc), param_hint="--recovery") from exc
     for path in models:
-        line = json.dumps(rescan(path, overrides, method, device))
-        click.echo(line)
-        if out:
-            with out.open("a") as f:
-                f.write(line + "\n")
+        emit(rescan(path, overrides, method, device), out)
 
 
 if __name__ == "__main__":
