@@ -139,6 +139,18 @@ def _check_rescan(args: list[str]) -> None:
     replace(RecoveryConfig(), **json.loads(options[options.index("--recovery") + 1]))
 
 
+def _check_reerase(args: list[str]) -> None:
+    """``python -m benchmarks.reerase MODEL... --variant NAME=JSON``: its options parse and every
+    variant names UnlearningConfig fields (the models are a user's zoo cache, not in the repo)."""
+    from benchmarks.reerase import main as reerase
+    from benchmarks.reerase import parse_variant
+
+    options = args[args.index(next(a for a in args if a.startswith("--"))) :]
+    reerase.make_context("benchmarks.reerase", [str(REPO / "README.md"), *options])
+    variants = [options[i + 1] for i, a in enumerate(options) if a == "--variant"]
+    assert variants and all(parse_variant(v) for v in variants)
+
+
 def test_every_readme_command_names_real_commands_options_and_parameters():
     targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.MULTILINE))
     seen = []
@@ -156,6 +168,8 @@ def test_every_readme_command_names_real_commands_options_and_parameters():
                 _check_statistics(args[3:])
             elif program == "python" and args[1:3] == ["-m", "benchmarks.rescan"]:
                 _check_rescan(args[3:])
+            elif program == "python" and args[1:3] == ["-m", "benchmarks.reerase"]:
+                _check_reerase(args[3:])
             elif program == "make":
                 assert set(args[1:]) <= targets, f"Makefile has no target {set(args[1:]) - targets}"
             else:
