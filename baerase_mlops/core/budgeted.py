@@ -100,6 +100,7 @@ def search_budgeted_trigger(
 def trigger_asr(
     model: nn.Module, x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor, label: int, device: torch.device
 ) -> float:
-    """The share of ``x`` that ``model`` sends to ``label`` once stamped with the trigger."""
-    stamped = stamp(x, mask.cpu(), pattern.cpu())
+    """The share of ``x`` that ``model`` sends to ``label`` once stamped with the trigger (the
+    trigger is moved to wherever ``x`` is: the CPU in verification, the device in unlearning)."""
+    stamped = stamp(x, mask.to(x.device), pattern.to(x.device))
     return float((predict(model, stamped, device) == label).float().mean())

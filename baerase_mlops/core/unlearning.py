@@ -10,6 +10,10 @@
   with the recovered trigger and kept at their true labels (Wang et al. 2019).
 * :class:`FineTuning`: fine-tune on the clean images alone.
 
+Two opt-in additions to what is stamped (``UnlearningConfig.adversarial_every``,
+``trigger_shift``): triggers searched afresh on the model being unlearnt within the backdoor's
+size (``core/budgeted.py``), and recovered triggers moved over the image.
+
 All three share one loop (:meth:`Unlearner.unlearn`): they copy the model (the original
 is never touched), keep it in evaluation mode (normalisation statistics stay frozen: the
 clean set is small), draw clean batches with a share of the flagged classes' own images,
