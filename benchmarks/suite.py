@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +263,9 @@ def erase_record(outcome: EraseOutcome, method: str, watch: Stopwatch, peak: Pea
         "verification_s": m.get("verification_s"),
         "unlearning_steps": m.get("unlearning_steps", 0),
         "kept_step": result.after.step if result else None,
+        # every measurement of the stopping rule (step, clean accuracy, recovered-trigger ASR):
+        # why a checkpoint was kept, or why none came near the target
+        "history": [asdict(point) for point in result.history] if result else None,
         "unlearning_s": m.get("unlearning_s", 0.0),
         "wall_s": watch.wall_s,  # unlearning plus the before/after measurements on the lab test split
         "cpu_s": watch.cpu_s,

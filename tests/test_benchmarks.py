@@ -40,6 +40,11 @@ def test_smoke_profile_completes_and_writes_the_table_json_and_plot(tmp_path):
         and badnets["defences"]["fine_tuning"]["scan"] == "baerase"
     )
     assert all(d["total_s"] > 0 for d in badnets["defences"].values())  # each defence timed in the same run
+    for d in badnets["defences"].values():  # the stopping rule's measurements, where it unlearnt
+        assert (d["history"] is None) == (not d["changed"])
+        assert not d["changed"] or (
+            d["history"][0]["step"] == 0 and d["kept_step"] in [h["step"] for h in d["history"]]
+        )
     assert badnets["scans"]["baerase"]["memory"]["rss_peak_mib"] > 0
     table = out.read_text()
     for heading in (
