@@ -26,7 +26,7 @@ import torch
 
 from baerase_mlops.config import LabConfig
 from baerase_mlops.data import ImageSet, load_images, stratified_split
-from baerase_mlops.engine import ModelUnderTest, load_local_model
+from baerase_mlops.engine import CleanData, ModelUnderTest, load_local_model, prepare_clean_data
 from baerase_mlops.lab.spec import save_lab_model
 from baerase_mlops.lab.train import train_lab_model
 from benchmarks.cases import Case
@@ -171,3 +171,31 @@ def _as_model_under_test(path: Path, uri: str) -> ModelUnderTest:
     assert mut.lab_spec is not None  # a lab model always has its spec
     mut.lab_spec = replace(mut.lab_spec, dataset=uri)
     return mut
+
+
+@dataclass
+class CachedModel:
+    """A model of the zoo cache, ready to scan as the benchmark scans it."""
+
+    mut: ModelUnderTest
+    data: CleanData  # 5% of its lab training split, drawn with its seed
+    seed: int  # the zoo seed it was made with (the benchmark scans and unlearns with it)
+    identity: dict[str, Any]  # model file, architecture, attack and target: the head of a probe's line
+
+
+def load_cached_model(path: Path) -> CachedModel:
+    """``~/.cache/baerase-mlops/zoo/DATASET/ARCH/CASE-seedS-KEY.pt`` with its spec beside it."""
+    spec = json.loads(path.with_suffix(".json").read_text())
+    mut = load_local_model(path)
+    attack = spec.get("attack") or {}
+    return CachedModel(
+        mut=mut,
+        data=prepare_clean_data(None, mut, seed=spec["seed"]),
+        seed=spec["seed"],
+        identity={
+            "model": str(path),
+            "architecture": spec["architecture"],
+            "attack": attack.get("name"),
+            "target": attack.get("target") if attack.get("name") else None,
+        },
+    )

@@ -19,20 +19,20 @@ from typing import Any
 
 import click
 
-from baerase_mlops.config import UnlearningConfig, VerificationConfig
+from baerase_mlops.config import ScanConfig, UnlearningConfig, VerificationConfig
 from baerase_mlops.core.unlearning import UNLEARNING_METHODS
-from baerase_mlops.engine import load_local_model, prepare_clean_data, run_erase, run_scan
+from baerase_mlops.engine import run_erase, run_scan
+from benchmarks.labcache import load_cached_model
 from benchmarks.lines import emit
 
 
 def reerase(
     path: Path, variants: dict[str, dict[str, Any]], seeds: list[int], method: str, device: str, verify: bool
 ) -> list[dict[str, Any]]:
-    spec = json.loads(path.with_suffix(".json").read_text())
-    mut = load_local_model(path)
-    data = prepare_clean_data(None, mut, seed=spec["seed"])
-    scan = run_scan(mut, data, device=device)
-    attack = spec.get("attack") or {}
+    cached = load_cached_model(path)
+    mut, data = cached.mut, cached.data
+    base = ScanConfig()
+    scan = run_scan(mut, data, replace(base, recovery=replace(base.recovery, seed=cached.seed)), device)
     lines = []
     for name, overrides in variants.items():
         for seed in seeds:
@@ -44,10 +44,7 @@ def reerase(
             m = out.metrics
             lines.append(
                 {
-                    "model": str(path),
-                    "architecture": spec["architecture"],
-                    "attack": attack.get("name"),
-                    "target": attack.get("target") if attack.get("name") else None,
+                    **cached.identity,
                     "flagged": scan.verdict.flagged_classes,
                     "method": method,
                     "variant": name,

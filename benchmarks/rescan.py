@@ -20,24 +20,19 @@ import click
 
 from baerase_mlops.config import ScanConfig
 from baerase_mlops.core.recovery import RECOVERY_METHODS
-from baerase_mlops.engine import load_local_model, prepare_clean_data, run_scan
+from baerase_mlops.engine import run_scan
+from benchmarks.labcache import load_cached_model
 from benchmarks.lines import emit
 
 
 def rescan(path: Path, recovery: dict[str, Any], method: str, device: str) -> dict[str, Any]:
-    spec = json.loads(path.with_suffix(".json").read_text())
-    mut = load_local_model(path)
-    data = prepare_clean_data(None, mut, seed=spec["seed"])
+    cached = load_cached_model(path)
     base = ScanConfig(method=method)
-    config = replace(base, recovery=replace(base.recovery, seed=spec["seed"], **recovery))
+    config = replace(base, recovery=replace(base.recovery, seed=cached.seed, **recovery))
     started = time.perf_counter()
-    v = run_scan(mut, data, config, device).verdict
-    attack = spec.get("attack") or {}
+    v = run_scan(cached.mut, cached.data, config, device).verdict
     return {
-        "model": str(path),
-        "architecture": spec["architecture"],
-        "attack": attack.get("name"),
-        "target": attack.get("target") if attack.get("name") else None,
+        **cached.identity,
         "method": method,
         "recovery": recovery,
         "wall_s": time.perf_counter() - started,
