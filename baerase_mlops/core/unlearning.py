@@ -112,6 +112,9 @@ class Unlearner(ABC):
         x_clean, y_clean = torch.cat([train.x, holdout.x]), torch.cat([train.y, holdout.y])
 
         adversarial: dict[int, FoundTrigger] = {}  # the latest adversarial trigger of each target
+        # the images outside each target: searched (unlearning part) and measured (stopping rule) on
+        search_on = {t: x_all[y_all != t] for t in targets} if c.adversarial_every > 0 else {}
+        measure_on = {t: holdout.x[holdout.y != t] for t in targets} if c.adversarial_stop else {}
 
         def measure(step: int) -> Checkpoint:
             with frozen(model):
@@ -123,8 +126,7 @@ class Unlearner(ABC):
                 )
                 if c.adversarial_stop:
                     for t, found in adversarial.items():
-                        outside = holdout.x[holdout.y != t]
-                        asr = max(asr, trigger_asr(model, outside, found.mask, found.pattern, t, self.device))
+                        asr = max(asr, trigger_asr(model, measure_on[t], found.mask, found.pattern, t, self.device))
             return Checkpoint(step, acc, asr)
 
         before = measure(0)
@@ -158,7 +160,7 @@ class Unlearner(ABC):
                         adversarial = {
                             t: search_budgeted_trigger(
                                 model,
-                                x_all[y_all != t],
+                                search_on[t],
                                 t,
                                 recovery.norms[t] * c.adversarial_budget,
                                 steps=c.adversarial_steps,
