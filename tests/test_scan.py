@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -246,3 +247,21 @@ def test_cli_scan_with_data_that_do_not_fit_exits_2(lab_model_factory, tmp_path)
 def test_cli_scan_missing_model_exits_2(tmp_path):
     result = CliRunner().invoke(main, ["scan", "--model", str(tmp_path / "nope.pt")])
     assert result.exit_code == 2 and "not found" in result.output
+
+
+def test_each_class_png_is_its_row_of_the_trigger_grid(tmp_path):
+    from PIL import Image
+
+    from baerase_mlops.report.scan_report import write_scan_report
+
+    data = _tiny()
+    result = Scanner(FAST, device="cpu").scan(_tiny_model(), data, InputContract((1, 8, 8), data.classes))
+    files = write_scan_report(result, tmp_path)
+    grid = np.asarray(Image.open(files["triggers_grid"]).convert("RGB"))
+    top = 0
+    for k in range(3):
+        row = np.asarray(Image.open(files[f"class_{k:02d}"]).convert("RGB"))
+        assert row.shape[1] == grid.shape[1] and 0.2 * grid.shape[0] < row.shape[0] < 0.45 * grid.shape[0]
+        assert np.array_equal(row, grid[top : top + row.shape[0]])  # the grid's rows, in class order
+        top += row.shape[0]
+    assert top == grid.shape[0]  # together they are the whole grid
