@@ -229,10 +229,12 @@ def examples(mlflow_server, tmp_path_factory):
         "gate-host:8787": f"127.0.0.1:{port}",
         "--port 8787": f"--port {port}",
     }
+    # One pass, longest placeholder first: replaced one by one, "models:/clf" would rewrite the
+    # "models:/clf…/1" that "models:/clf/3" just became (the name must start with clf: the filters match it).
+    placeholders = re.compile("|".join(re.escape(k) for k in sorted(replacements, key=len, reverse=True)))
     commands = []
     for command in readme_commands():
-        for old, new in replacements.items():
-            command = command.replace(old, new)
+        command = placeholders.sub(lambda m: replacements[m.group(0)], command)
         if command.startswith("mlflow run . ") and "--env-manager" not in command:
             command = command.replace("mlflow run . ", "mlflow run . --env-manager local ", 1)
         commands.append(command)
@@ -278,7 +280,7 @@ def test_the_registry_examples_run_as_written(examples, mlflow_server, registry,
         audit = _run(_example(examples, start), root, env)
         assert audit.returncode in (0, 1), audit.stderr  # 1: another test's backdoored model is in the registry
     assert json.loads((root / "baerase.sarif").read_text())["version"] == "2.1.0"
-    assert f"models:/{name}/1" in audit.stdout
+    assert f"| {name}/1 |" in audit.stdout  # the markdown table names a version name/N
 
 
 @pytest.mark.slow
@@ -313,7 +315,7 @@ def test_the_file_examples_train_scan_erase_and_explain_a_bad_clean_set(examples
     """lab train, scan, erase, and the console example of a clean set stored as 0-255 floats."""
     _, root, _ = examples
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(root)}
-    train = _run(_example(examples, "baerase lab train"), root, env)
+    train = _run(_example(examples, "baerase lab train --dataset builtin:mnist"), root, env)
     assert train.returncode == 0, train.stderr[-3000:]
     scan = _run(_example(examples, "baerase scan  --model model.pt"), root, env)
     assert scan.returncode == 1, scan.stdout + scan.stderr[-3000:]  # the BadNets model is flagged
