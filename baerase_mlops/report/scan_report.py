@@ -46,11 +46,9 @@ def write_scan_report(result: ScanResult, out_dir: str | Path) -> dict[str, Path
     torch.save(family_to_dict(result.recovery.family), files["triggers"])
     plot_norms(result.verdict, files["norms_chart"])
     examples = _examples(result)
-    for k in range(len(examples)):
-        files[f"class_{k:02d}"] = out / f"class_{k:02d}.png"
-    plot_triggers(
-        result.verdict, examples, files["triggers_grid"], [files[f"class_{k:02d}"] for k in range(len(examples))]
-    )
+    class_paths = [out / f"class_{k:02d}.png" for k in range(len(examples))]
+    files |= {path.stem: path for path in class_paths}  # "class_00", ...
+    plot_triggers(result.verdict, examples, files["triggers_grid"], class_paths)
     return files
 
 
