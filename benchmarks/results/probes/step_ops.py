@@ -17,6 +17,6 @@ opt, hold = split_clean_set(data.clean, cfg.holdout_fraction, rec.seed)
 print("optimisation images", len(opt), "holdout", len(hold))
 model = mut.model
 with profile(activities=[ProfilerActivity.CPU]) as prof:
-    r = RECOVERY_METHODS[cfg.method](rec, torch.device("cpu"), lambda *a: None).recover(model, opt.x, opt.y, 10)
+    r = RECOVERY_METHODS[cfg.method](rec, torch.device("cpu"), lambda *a: None).recover(model, opt.x, opt.y, mut.contract.num_classes)
 print("60 steps: recovery seconds", r.seconds)
 print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
