@@ -32,7 +32,7 @@ from benchmarks.labcache import default_cache_dir
 from benchmarks.machine import git_commit, load_average, machine_info, utc_now
 from benchmarks.merge import MergeError, load_results, merge
 from benchmarks.plot import plot_results
-from benchmarks.profiles import PROFILES, Profile, restrict, tiny
+from benchmarks.profiles import DEFENCES, PROFILES, Profile, restrict, tiny
 from benchmarks.report import render
 from benchmarks.suite import Settings, run_dataset, scan_config, unlearning_config
 
@@ -95,6 +95,15 @@ def output_path(out: Path | None, profile_name: str, is_tiny: bool) -> Path:
     return DEFAULT_OUT[profile_name]
 
 
+def choose_defences(names: str) -> tuple[str, ...]:
+    """The defences a shard runs, in the profile's order; an unknown name is a usage error."""
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(chosen) - set(DEFENCES))
+    if unknown or not chosen:
+        raise UsageError(f"unknown defence(s) {unknown or [names]}; choose from {', '.join(DEFENCES)}")
+    return tuple(d for d in DEFENCES if d in chosen)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--profile",
@@ -149,6 +158,11 @@ def output_path(out: Path | None, profile_name: str, is_tiny: bool) -> Path:
     "unlearnings were about half of a model's defence time).",
 )
 @click.option(
+    "--defences",
+    default=None,
+    help=f"Shard: only these defences (comma-separated: {', '.join(DEFENCES)}); both scans still run.",
+)
+@click.option(
     "--tiny",
     "is_tiny",
     is_flag=True,
@@ -182,6 +196,7 @@ def main(
     seeds,
     limit,
     scans_only,
+    defences,
     is_tiny,
     render_json,
     merge_from,
@@ -208,6 +223,8 @@ def main(
     )
     if scans_only:
         profile = replace(profile, defences=())
+    elif defences:
+        profile = replace(profile, defences=choose_defences(defences))
     check_datasets(profile, datasets_dir)
     out_path = output_path(out, profile_name, is_tiny)
     previous = None if no_merge else load_results(out_path.with_suffix(".json"))

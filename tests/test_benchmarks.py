@@ -10,13 +10,14 @@ import torch
 from click.testing import CliRunner
 
 from baerase_mlops.cli import main as baerase
+from baerase_mlops.errors import UsageError
 from baerase_mlops.lab.names import ARCHITECTURES
 from benchmarks.aggregate import median, spread, wilson
 from benchmarks.cases import CASES, make_case
 from benchmarks.labcache import cache_key, default_cache_dir, model_identity, obtain_lab_model
 from benchmarks.merge import MergeError, merge
 from benchmarks.profiles import PROFILES, SMOKE, ZOO, DatasetPlan, restrict, tiny
-from benchmarks.run import entry
+from benchmarks.run import choose_defences, entry
 from benchmarks.suite import run_key
 
 
@@ -223,6 +224,12 @@ def test_cli_bench_refuses_a_missing_datasets_dir(tmp_path):
 def test_cli_bench_usage_error_exits_4():
     result = CliRunner().invoke(baerase, ["bench", "--profile", "nonsense"])
     assert result.exit_code == 4
+
+
+def test_a_shard_may_run_only_some_defences_in_the_profiles_order():
+    assert choose_defences("fine_tuning,baerase") == ("baerase", "fine_tuning")
+    with pytest.raises(UsageError, match="unknown defence"):
+        choose_defences("baerase,no_such")
 
 
 def _defence(
