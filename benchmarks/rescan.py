@@ -28,7 +28,7 @@ from benchmarks.lines import emit
 def rescan(path: Path, recovery: dict[str, Any], method: str, device: str) -> dict[str, Any]:
     cached = load_cached_model(path)
     base = ScanConfig(method=method)
-    config = replace(base, recovery=replace(base.recovery, seed=cached.seed, **recovery))
+    config = replace(base, recovery=replace(base.recovery, **{"seed": cached.seed, **recovery}))  # a given seed wins
     started = time.perf_counter()
     v = run_scan(cached.mut, cached.data, config, device).verdict
     return {
