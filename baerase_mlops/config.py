@@ -90,6 +90,14 @@ class DetectionConfig:
     # The MAD of the classes at or below the median ("lower"), or of every class ("both", Neural
     # Cleanse). "lower": the test is one-sided, and the class schedule stops the larger half early.
     spread: str = "lower"
+    # The centre: the lower median ("lower", the ceil(n/2)-th smallest size) or the mean of the two
+    # middle sizes for an even count ("mid", Neural Cleanse). Under the class schedule the (n/2+1)-th
+    # size can be a class stopped at the screen, an upper bound, and "mid" then moves the centre up
+    # and widens the lower-half MAD (a MNIST small_cnn BadNets target fell from index 4.49 to 3.55 at
+    # one seed, 4.97 to 2.99 at another). On every recorded scan (benchmarks.statistics) "lower"
+    # flags 33 of 37 backdoors under the schedule ("mid" 31) and 65 of 69 without (the same), and
+    # no clean model of 35 (largest index 1.34 and 1.79; "mid" 1.45 and 1.90).
+    centre: str = "lower"
     # Floor on the MAD: in log units on the log scale (0.2 ~ a 20% relative spread), as a share
     # of the median on the raw scale (0 gives Neural Cleanse exactly). Where most classes sit
     # within a few percent of each other the MAD alone is tiny and a naturally easy class would

@@ -9,7 +9,9 @@ scanning anything again:
 - ``raw, t=2``: Neural Cleanse as published;
 - ``log, floor 0.15, t=3``: log sizes (ratios to the median), a lower floor and threshold;
 - ``log, floor 0.2, t=3, MAD of every class``: the default until the class schedule;
-- ``log, floor 0.2, t=3, MAD of the lower half``: the default (the schedule stops the larger half early);
+- ``log, floor 0.2, t=3, MAD of the lower half, mean of the middle two``: the default until the
+  lower median (the schedule stops the larger half early);
+- ``..., lower median``: the default (a class the schedule stopped cannot move the centre);
 - ``margin, floor 0.1`` and ``margin, floor 0.25`` (the default), t=3: the maximum-margin test alone;
 - ``log + margin``: the default verdict (either flags).
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +76,19 @@ def either(a: Candidate, b: Candidate) -> Candidate:
 
 _SIZE, _MARGIN = DetectionConfig(), MarginConfig()  # the defaults, named by their values below
 CANDIDATES: dict[str, Candidate] = {
-    "raw, floor 0.2, t=2": size_test(DetectionConfig(threshold=2.0, scale="raw", spread="both", min_relative_mad=0.2)),
-    "raw, t=2": size_test(DetectionConfig(threshold=2.0, scale="raw", spread="both", min_relative_mad=0.0)),
-    "log, floor 0.15, t=3": size_test(DetectionConfig(threshold=3.0, spread="both", min_relative_mad=0.15)),
-    "log, floor 0.2, t=3, MAD of every class": size_test(DetectionConfig(threshold=3.0, spread="both")),
-    f"log, floor {_SIZE.min_relative_mad:g}, t={_SIZE.threshold:g}, MAD of the lower half (size default)": size_test(
-        _SIZE
+    "raw, floor 0.2, t=2": size_test(
+        DetectionConfig(threshold=2.0, scale="raw", spread="both", min_relative_mad=0.2, centre="mid")
     ),
+    "raw, t=2": size_test(
+        DetectionConfig(threshold=2.0, scale="raw", spread="both", min_relative_mad=0.0, centre="mid")
+    ),
+    "log, floor 0.15, t=3": size_test(
+        DetectionConfig(threshold=3.0, spread="both", min_relative_mad=0.15, centre="mid")
+    ),
+    "log, floor 0.2, t=3, MAD of every class": size_test(DetectionConfig(threshold=3.0, spread="both", centre="mid")),
+    "log, floor 0.2, t=3, MAD of the lower half, mean of the middle two": size_test(replace(_SIZE, centre="mid")),
+    f"log, floor {_SIZE.min_relative_mad:g}, t={_SIZE.threshold:g}, MAD of the lower half, lower median "
+    "(size default)": size_test(_SIZE),
     "margin, floor 0.1, t=3": margin_test(MarginConfig(min_mad=0.1), threshold=3.0),
     f"margin, floor {_MARGIN.min_mad:g}, t={_SIZE.threshold:g} (margin default)": margin_test(_MARGIN),
     "log + margin (the default verdict)": either(size_test(_SIZE), margin_test(_MARGIN)),

@@ -10,9 +10,9 @@ import pytest
 from baerase_mlops.config import DetectionConfig
 from baerase_mlops.core.detection import AnomalyDetector, anomaly_indices
 
-PURE_NC = DetectionConfig(scale="raw", spread="both", min_relative_mad=0.0)
+PURE_NC = DetectionConfig(scale="raw", spread="both", min_relative_mad=0.0, centre="mid")
 # Today's default before the log scale: raw L1 with a MAD floor of 20% of the median, threshold 2.
-RAW_FLOORED = DetectionConfig(threshold=2.0, scale="raw", spread="both", min_relative_mad=0.2)
+RAW_FLOORED = DetectionConfig(threshold=2.0, scale="raw", spread="both", min_relative_mad=0.2, centre="mid")
 
 
 def test_index_is_distance_from_median_in_consistency_scaled_mads():
@@ -25,6 +25,28 @@ def test_index_is_distance_from_median_in_consistency_scaled_mads():
 def test_even_count_takes_the_mean_of_the_middle_two():
     _, median, _ = anomaly_indices([1.0, 2.0, 4.0, 100.0])
     assert median == 3.0
+
+
+def test_the_default_centre_of_an_even_count_is_the_lower_middle_value():
+    _, median, _ = anomaly_indices([1.0, 2.0, 4.0, 100.0], centre="lower")
+    assert median == 2.0
+    assert AnomalyDetector(DetectionConfig(scale="raw")).detect([1.0, 2.0, 4.0, 100.0]).median == 2.0
+
+
+def test_a_stopped_class_inflated_into_the_middle_does_not_move_the_default_centre():
+    # The class schedule stops a class at the screen that would have ended just above the median:
+    # its size stays an upper bound (150 instead of 60), and the mean of the middle two moves with it.
+    norms = [8.0, 40.0, 45.0, 50.0, 55.0, 60.0, 65.0, 70.0, 80.0, 90.0]
+    stopped = [*norms[:5], 150.0, *norms[6:]]
+    default = AnomalyDetector(DetectionConfig())
+    assert default.detect(stopped).indices[0] == pytest.approx(default.detect(norms).indices[0])
+    mid = AnomalyDetector(DetectionConfig(centre="mid"))
+    assert mid.detect(stopped).indices[0] < mid.detect(norms).indices[0]
+
+
+def test_unknown_centre_is_an_error():
+    with pytest.raises(ValueError, match="centre"):
+        AnomalyDetector(DetectionConfig(centre="mean"))
 
 
 def test_small_outlier_is_flagged_and_named():

@@ -1,6 +1,7 @@
 """Is any class's smallest trigger abnormally small? (after Neural Cleanse, Wang et al. 2019)
 
-anomaly index_k = |s_k - centre| / (consistency * MAD), MAD = median |s - centre|, centre = median s,
+anomaly index_k = |s_k - centre| / (consistency * MAD), MAD = median |s - centre|, centre = median s
+(by default the lower median: the class schedule's stopped classes must not move it),
 where s_k is class k's trigger size on the detector's scale:
 
 * ``log`` (the default): s_k = log(norm_k). The test then works in ratios to the median, so a
@@ -33,6 +34,7 @@ from baerase_mlops.config import DetectionConfig
 
 SCALES = ("log", "raw")
 SPREADS = ("lower", "both")
+CENTRES = ("lower", "mid")
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,11 @@ def anomaly_indices(
     min_relative_mad: float = 0.0,
     scale: str = "raw",
     spread: str = "both",
+    centre: str = "mid",
 ) -> tuple[torch.Tensor, float, float]:
     """(indices, centre, MAD) for ``norms`` on ``scale`` (centre and MAD in that scale's units).
-    The median is the mean of the two middle values for an even count; the MAD is taken over
+    The median is, for an even count, the mean of the two middle values (``centre="mid"``) or the
+    lower of them (``"lower"``); the MAD is taken over
     every value (``spread="both"``) or over those at or below the median (``"lower"``). A MAD of
     0 (most sizes equal) is replaced by the smallest positive float, so that any differing size
     gets a very large, finite index."""
@@ -63,6 +67,8 @@ def anomaly_indices(
         raise ValueError(f"unknown detection scale {scale!r}; choose one of {list(SCALES)}")
     if spread not in SPREADS:
         raise ValueError(f"unknown detection spread {spread!r}; choose one of {list(SPREADS)}")
+    if centre not in CENTRES:
+        raise ValueError(f"unknown detection centre {centre!r}; choose one of {list(CENTRES)}")
     values = torch.as_tensor(norms, dtype=torch.float64)
     if values.numel() < 3:
         raise ValueError(f"an anomaly index needs at least 3 classes, got {values.numel()}")
@@ -72,12 +78,12 @@ def anomaly_indices(
         if not (values > 0).all():
             raise ValueError("trigger norms must be positive on the log scale")
         values = values.log()
-    centre = float(torch.quantile(values, 0.5))
-    deviations = (values - centre).abs() if spread == "both" else centre - values[values <= centre]
+    middle = float(torch.quantile(values, 0.5, interpolation="linear" if centre == "mid" else "lower"))
+    deviations = (values - middle).abs() if spread == "both" else middle - values[values <= middle]
     mad = float(torch.quantile(deviations, 0.5))
-    floor = min_relative_mad if scale == "log" else min_relative_mad * abs(centre)
+    floor = min_relative_mad if scale == "log" else min_relative_mad * abs(middle)
     mad = max(mad, floor, torch.finfo(torch.float64).tiny)
-    return (values - centre).abs() / (consistency * mad), centre, mad
+    return (values - middle).abs() / (consistency * mad), middle, mad
 
 
 class AnomalyDetector:
@@ -88,12 +94,14 @@ class AnomalyDetector:
             raise ValueError(f"unknown detection scale {config.scale!r}; choose one of {list(SCALES)}")
         if config.spread not in SPREADS:
             raise ValueError(f"unknown detection spread {config.spread!r}; choose one of {list(SPREADS)}")
+        if config.centre not in CENTRES:
+            raise ValueError(f"unknown detection centre {config.centre!r}; choose one of {list(CENTRES)}")
         self.config = config
 
     def detect(self, norms: list[float] | torch.Tensor) -> Detection:
         c = self.config
         values = torch.as_tensor(norms, dtype=torch.float64)
-        indices, centre, mad = anomaly_indices(values, c.consistency, c.min_relative_mad, c.scale, c.spread)
+        indices, centre, mad = anomaly_indices(values, c.consistency, c.min_relative_mad, c.scale, c.spread, c.centre)
         below = (values.log() if c.scale == "log" else values) < centre
         flagged = torch.nonzero(below & (indices > c.threshold)).flatten().tolist()
         smallest = int(values.argmin())
