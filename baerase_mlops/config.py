@@ -181,7 +181,8 @@ class UnlearningConfig:
     # unlearnt afresh for the strongest trigger toward each flagged class whose mask L1 is at most
     # ``adversarial_budget`` times the class's recovered trigger (core/budgeted.py), and stamp it
     # on ``adversarial_share`` of the triggered images (after I-BAU, Zeng et al. 2022, and SAU,
-    # Wei et al. 2023): the recovered triggers are one answer of many.
+    # Wei et al. 2023): the recovered triggers are one answer of many. A model unlearnt this way is
+    # never called cleaned: it trained on the verification's own search, which then proves nothing.
     adversarial_every: int = 0
     adversarial_steps: int = 30  # Adam steps per search, each from where the last one ended
     adversarial_lr: float = 0.05  # the search's Adam (verification's)
@@ -216,6 +217,20 @@ class VerificationConfig:
     # that is reached on recovered triggers, while this is measured on ~100 held-out images,
     # where one image is already 1% (the recorded asr_after is the measured number either way).
     max_asr: float = 0.02
+    # The larger-trigger check (0 = off): a backdoor erased only at the recovered trigger's size can
+    # survive as a somewhat larger trigger. At ``reference_factor`` times the flagged class's size,
+    # the strongest trigger toward it may reach at most ``reference_margin`` more of the images than
+    # the most easily triggered of ``reference_classes`` other classes (the smallest re-scan
+    # triggers) reaches at that same size (and at least max_asr). Measured on the lab and zoo MNIST
+    # erasures: random-position checkerboards "cleaned" at a recovered size of 3-5 pixels still took
+    # 58-61% of images at 3x that size, 36-39 points over the other classes; erasures whose real
+    # ASR was 0.1-1.6% were at most 9 points over them. Counted on the search and held-out images.
+    reference_factor: float = 3.0
+    reference_classes: int = 3
+    reference_margin: float = 0.25
+    # Restarts per reference class; the flagged class gets ``restarts``. With one restart for it too,
+    # a checkerboard that kept 6% real ASR passed; with two it reached 61% where the others took 22%.
+    reference_restarts: int = 1
     steps: int = 150  # Adam steps per restart
     restarts: int = 2
     lr: float = 0.05

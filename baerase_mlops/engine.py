@@ -240,6 +240,16 @@ def run_erase(
             device=dev,
             progress=progress,
         )
+        if config.adversarial_every > 0:
+            # The unlearning trained on triggers from the verification's own search (core/budgeted.py):
+            # that search finding nothing afterwards is not independent evidence. On the lab BadNets
+            # it verified 0% where the attacker's trigger still took 14.6% of images.
+            checked.passed = False
+            checked.reasons.insert(
+                0,
+                "the unlearning trained on triggers from the verification's own search (adversarial_every > 0), "
+                "so that search is no independent evidence: an adversarially unlearnt model is never called cleaned",
+            )
         metrics |= verification_metrics(checked)
         if data.evaluation is None:
             # No lab test split: the accuracy a registry records is the one on images that neither
@@ -309,6 +319,15 @@ def verification_metrics(v: VerificationResult) -> dict[str, Any]:
         "verification_accuracy_drop_low": low,
         "verification_accuracy_drop_high": high,
         "verification_s": v.seconds,
+        # The larger-trigger check's closest call: the flagged class's ASR and the most it may be.
+        **(
+            {
+                "verification_larger_trigger_asr": max(c.asr for c in v.larger_triggers),
+                "verification_larger_trigger_ceiling": min(c.ceiling for c in v.larger_triggers),
+            }
+            if v.larger_triggers
+            else {}
+        ),
     }
 
 

@@ -261,6 +261,9 @@ def erase_record(outcome: EraseOutcome, method: str, watch: Stopwatch, peak: Pea
         "verified_asr": m.get("verified_asr"),
         "verification_reasons": m.get("verification_reasons"),
         "verification_s": m.get("verification_s"),
+        # the larger-trigger check's closest call: the flagged class's ASR at 3x its size, and the most it may be
+        "verification_larger_trigger_asr": m.get("verification_larger_trigger_asr"),
+        "verification_larger_trigger_ceiling": m.get("verification_larger_trigger_ceiling"),
         "unlearning_steps": m.get("unlearning_steps", 0),
         "kept_step": result.after.step if result else None,
         # every measurement of the stopping rule (step, clean accuracy, recovered-trigger ASR):

@@ -66,21 +66,24 @@ def test_unlearning_is_reproducible_with_a_seed(scan_factory):
     assert a.history == b.history
 
 
-# The bound each opt-in variant holds on the lab BadNets. The default holds 2% (test above). The
-# shift left 3.0% on a clean-clone CI run on 2026-12-02 (it had passed 2% on earlier runs): it is
-# opt-in because it is not better than the default (README, "Unlearning more than the recovered
-# triggers"), so this holds what it does, not the default's bound.
-@pytest.mark.parametrize(
-    ("overrides", "max_real_asr"),
-    [({"adversarial_every": 10, "adversarial_stop": True}, 0.02), ({"trigger_shift": 12}, 0.05)],
-    ids=["adversarial", "trigger_shift"],
-)
-def test_the_opt_in_unlearning_variants_erase_the_lab_backdoor_too(scan_factory, overrides, max_real_asr):
+# The shifted-trigger variant is opt-in because it is not better than the default (README,
+# "Unlearning more than the recovered triggers"); on the lab BadNets it left 3.0% real ASR on one
+# machine and 2.2% on another under the class schedule, so it is held to 5%, not to the default's 2%.
+def test_the_opt_in_shifted_trigger_unlearning_erases_the_lab_backdoor_too(scan_factory):
     mut, data, scan = scan_factory("badnets")
-    outcome = run_erase(mut, data, scan, UnlearningConfig(**overrides), device="cpu", verification=None)
+    outcome = run_erase(mut, data, scan, UnlearningConfig(trigger_shift=12), device="cpu", verification=None)
     m = outcome.metrics
-    assert m["reached_target"] and m["real_asr_after"] <= max_real_asr
+    assert m["reached_target"] and m["real_asr_after"] <= 0.05
     assert m["accuracy_before"] - m["accuracy_after"] <= 0.02
+
+
+def test_an_adversarially_unlearnt_model_is_never_called_cleaned(scan_factory):
+    # Its unlearning trains on the verification's own search: a search that then finds nothing is
+    # no evidence (on the lab BadNets it verified 0% while the real trigger still took 14.6%).
+    mut, data, scan = scan_factory("badnets")
+    outcome = run_erase(mut, data, scan, UnlearningConfig(max_steps=20, adversarial_every=10), device="cpu")
+    assert outcome.changed and not outcome.verified
+    assert "no independent evidence" in outcome.verification.reasons[0]
 
 
 def test_adversarial_unlearning_is_reproducible_with_a_seed(scan_factory):

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from baerase_mlops.config import GatePolicy, UnlearningConfig
-from baerase_mlops.core.verification import paired_drop_interval, wilson_interval
+from baerase_mlops.core.classifier import frozen
+from baerase_mlops.core.verification import ErasureVerifier, paired_drop_interval, wilson_interval
+from baerase_mlops.engine import scan_config_of, split_holdout
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.gate import evaluate
 from baerase_mlops.registry.job import JobSettings, run_job
@@ -33,6 +35,36 @@ def test_paired_accuracy_drop_interval_covers_the_observed_drop_and_is_wider_wit
     assert low < 0.05 < high
     few_low, few_high = paired_drop_interval(before[:10], after[:10])
     assert few_high - few_low > high - low
+
+
+def _larger_trigger_check(scan_factory, name: str, label: int, size: float):
+    mut, _, scan = scan_factory(name)
+    verifier = ErasureVerifier(scan_config_of(scan.verdict), device="cpu")
+    _, verify = split_holdout(scan, verifier.config.verify_fraction)
+    with frozen(mut.model):
+        return verifier.larger_trigger_check(
+            mut.model, scan.optimisation, verify, scan.verdict, label, size, {label}, seed=1000
+        )
+
+
+@pytest.mark.slow
+def test_the_larger_trigger_check_fails_a_backdoor_that_opens_above_the_unlearnt_size(scan_factory):
+    # The unchanged checkerboard model stands in for an erasure that unlearnt triggers a third of
+    # the recovered one's size: at 3x that size the attacker's class opens, the others do not.
+    _, _, scan = scan_factory("badnets_random")
+    target = 5
+    check = _larger_trigger_check(scan_factory, "badnets_random", target, scan.verdict.classes[target].norm / 3)
+    assert not check.passed and check.asr > check.ceiling
+    assert max(check.reference_asr.values()) < check.asr / 2
+    assert target not in check.reference_asr and len(check.reference_asr) == 3
+
+
+@pytest.mark.slow
+def test_the_larger_trigger_check_passes_the_most_easily_triggered_class_of_a_clean_model(scan_factory):
+    _, _, scan = scan_factory("clean")
+    smallest = min(scan.verdict.classes, key=lambda c: c.norm)
+    check = _larger_trigger_check(scan_factory, "clean", smallest.label, smallest.norm / 6)  # at half its size
+    assert check.passed, check
 
 
 def _cleaned_tags(**overrides: str) -> dict[str, str]:
@@ -109,6 +141,18 @@ def test_the_run_records_both_scans_when_verification_fails(registry, crippled_j
     assert verification["rescan"]["seed"] != first["seed"]  # fresh triggers, not the unlearnt ones
     assert lab.target in verification["rescan"]["flagged_classes"]  # the unchanged model still carries it
     assert registry.get_run(run_id).data.tags["baerase.verification"] == "failed"
+
+
+@pytest.mark.slow
+def test_the_run_records_the_larger_trigger_check_of_each_flagged_class(registry, crippled_job):
+    import json
+
+    name, lab, _ = crippled_job
+    run_id = registry.get_model_version(name, "1").tags[T.RUN_ID]
+    verification = json.loads(open(registry.download_artifacts(run_id, "verification.json")).read())
+    (check,) = verification["larger_triggers"]
+    assert check["label"] == lab.target and check["passed"] is False  # nothing was unlearnt
+    assert check["asr"] > check["ceiling"] and len(check["reference_asr"]) == 3
 
 
 @pytest.mark.slow

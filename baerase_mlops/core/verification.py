@@ -14,8 +14,13 @@ is called cleaned, :class:`ErasureVerifier` therefore examines the candidate afr
    its stopping rule and the search (``verify``). A backdoor that survived as a weaker or
    moved trigger still shows here, where the re-scan's 99%-success triggers may not.
    Its ASR must be at or under the target.
+3. **A larger trigger**: at a few times the flagged class's size, the strongest trigger toward it
+   must not reach much more than the candidate's most easily triggered other classes reach at
+   that same size. An erasure that unlearned only the recovered (smallest) trigger leaves a
+   backdoor that a somewhat larger trigger still opens; a cleaned class is no easier to reach
+   than the model's natural ones.
 
-Both numbers are measured on the candidate only, with triggers it never saw: they are the
+All three are measured on the candidate only, with triggers it never saw; the ASR of 2 is the
 ``asr_after`` a registry may record as ``verified``.
 """
 
@@ -23,14 +28,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from baerase_mlops.config import ScanConfig, VerificationConfig
-from baerase_mlops.core.budgeted import search_budgeted_trigger, trigger_asr
+from baerase_mlops.core.budgeted import FoundTrigger, search_budgeted_trigger, trigger_asr
 from baerase_mlops.core.classifier import frozen
 from baerase_mlops.core.contract import InputContract
 from baerase_mlops.core.metrics import predict
@@ -61,6 +66,23 @@ class BudgetedTrigger:
     mask_l1: float
 
 
+@dataclass(frozen=True)
+class LargerTriggerCheck:
+    """At ``budget`` (a multiple of the flagged class's size): the strongest trigger toward
+    ``label`` against those toward the candidate's most easily triggered other classes."""
+
+    label: int
+    budget: float
+    asr: float  # the flagged class's strongest trigger at ``budget``
+    reference_asr: dict[int, float]  # each reference class's strongest trigger at the same budget
+    ceiling: float  # the most ``asr`` may be: the largest of them plus reference_margin (at least max_asr)
+    images: int  # how many images each ASR is measured on (per class, those outside it)
+
+    @property
+    def passed(self) -> bool:
+        return self.asr <= self.ceiling + 1e-12
+
+
 @dataclass
 class VerificationResult:
     """The independent evidence behind a ``cleaned`` verdict, or why there is none."""
@@ -77,6 +99,7 @@ class VerificationResult:
     accuracy_drop_interval: tuple[float, float]  # 95%, from the per-image changes
     seconds: float
     seed: int
+    larger_triggers: list[LargerTriggerCheck] = field(default_factory=list)  # one per flagged class (empty: off)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -100,6 +123,7 @@ class VerificationResult:
             "asr": self.asr,
             "target_asr": self.target_asr,
             "triggers": [t.__dict__ for t in self.triggers],
+            "larger_triggers": [{**asdict(check), "passed": check.passed} for check in self.larger_triggers],
             "accuracy_before": self.accuracy_before,
             "accuracy_after": self.accuracy_after,
             "accuracy_drop": self.accuracy_drop,
@@ -169,6 +193,11 @@ class ErasureVerifier:
                 self.budgeted_trigger(candidate, optimisation, verify, label, budget * c.budget_factor, seed + label)
                 for label, budget in sorted(flagged.items())
             ]
+            checks = (
+                self.larger_trigger_check(candidate, optimisation, verify, rescan, label, budget, set(flagged), seed)
+                for label, budget in sorted(flagged.items())
+            )
+            larger = [check for check in checks if check is not None]
         worst = max((t.asr for t in triggers), default=0.0)
         before_ok, after_ok = self._correct(original, verify), self._correct(candidate, verify)
         reasons = []
@@ -179,6 +208,16 @@ class ErasureVerifier:
                 reasons.append(
                     f"a trigger of the backdoor's size still sends {t.asr:.2%} of {t.images} held-out images to class "
                     f"{t.label} (target {target_asr:.2%})"
+                )
+        for check in larger:
+            if not check.passed:
+                ref, ref_asr = max(check.reference_asr.items(), key=lambda item: item[1])
+                reasons.append(
+                    f"at {c.reference_factor:g}x the backdoor's size (mask L1 {check.budget:.1f}) a trigger still "
+                    f"sends {check.asr:.2%} of {check.images} clean images to class {check.label}, over "
+                    f"{check.ceiling:.2%} (class {ref}, the most easily triggered other class, reaches "
+                    f"{ref_asr:.2%} at that size; the margin is {c.reference_margin:.0%}): the backdoor survives as "
+                    "a larger trigger"
                 )
         return VerificationResult(
             passed=not reasons,
@@ -193,6 +232,7 @@ class ErasureVerifier:
             accuracy_drop_interval=paired_drop_interval(before_ok, after_ok),
             seconds=time.perf_counter() - started,
             seed=seed,
+            larger_triggers=larger,
         )
 
     def _correct(self, model: nn.Module, data: ImageSet) -> torch.Tensor:
@@ -205,24 +245,67 @@ class ErasureVerifier:
         """The strongest trigger toward ``label`` whose mask L1 is at most ``budget``, searched on
         ``search`` (:func:`~baerase_mlops.core.budgeted.search_budgeted_trigger`, ``restarts``
         random starts) and measured on ``verify``."""
-        c = self.config
         x_verify = verify.x[verify.y != label]
-        found = search_budgeted_trigger(
-            model,
-            search.x[search.y != label],
-            label,
-            budget,
-            steps=c.steps,
-            restarts=c.restarts,
-            lr=c.lr,
-            batch_size=c.batch_size,
-            generator=torch.Generator().manual_seed(seed),
-            device=self.device,
-            on_step=lambda done, total: self.progress("verifying: trigger search", done, total),
-        )
+        x_search = search.x[search.y != label]
+        found = self._search(model, x_search, label, budget, self.config.restarts, seed, "trigger search")
         verify_asr = (
             trigger_asr(model, x_verify, found.mask, found.pattern, label, self.device)
             if len(x_verify)
             else float("nan")
         )
         return BudgetedTrigger(label, budget, verify_asr, len(x_verify), found.search_asr, float(found.mask.sum()))
+
+    def larger_trigger_check(
+        self,
+        model: nn.Module,
+        search: ImageSet,
+        verify: ImageSet,
+        rescan: Verdict,
+        label: int,
+        size: float,
+        flagged: set[int],
+        seed: int,
+    ) -> LargerTriggerCheck | None:
+        """The larger-trigger check for ``label`` (module docstring, 3): its strongest trigger at
+        ``reference_factor`` x ``size`` against the ``reference_classes`` unflagged classes with
+        the smallest re-scan triggers, each searched at the same budget; None when it is off or
+        the model has no other class."""
+        c = self.config
+        norms = {f.label: f.norm for f in rescan.classes}
+        others = sorted((k for k in norms if k not in flagged), key=lambda k: norms[k])[: c.reference_classes]
+        if c.reference_factor <= 0 or not others:
+            return None
+        budget = size * c.reference_factor
+
+        def strongest(k: int, restarts: int) -> tuple[float, int]:
+            x_search = search.x[search.y != k]
+            reference_seed = seed + 7919 * (k + 1)
+            found = self._search(model, x_search, k, budget, restarts, reference_seed, "larger triggers")
+            # Measured on the search images too: the comparison is between classes searched alike,
+            # and the held-out part alone is ~20 images for a 200-image clean set.
+            x_all = torch.cat([x_search, verify.x[verify.y != k]])
+            return trigger_asr(model, x_all, found.mask, found.pattern, k, self.device), len(x_all)
+
+        # The flagged class is searched as hard as the search at its size; a reference less so.
+        asr, images = strongest(label, c.restarts)
+        references = {k: strongest(k, c.reference_restarts)[0] for k in others}
+        ceiling = max(c.max_asr, max(references.values()) + c.reference_margin)
+        return LargerTriggerCheck(label, budget, asr, references, ceiling, images)
+
+    def _search(
+        self, model: nn.Module, x: torch.Tensor, label: int, budget: float, restarts: int, seed: int, what: str
+    ) -> FoundTrigger:
+        c = self.config
+        return search_budgeted_trigger(
+            model,
+            x,
+            label,
+            budget,
+            steps=c.steps,
+            restarts=restarts,
+            lr=c.lr,
+            batch_size=c.batch_size,
+            generator=torch.Generator().manual_seed(seed),
+            device=self.device,
+            on_step=lambda done, total: self.progress(f"verifying: {what}", done, total),
+        )
