@@ -228,8 +228,9 @@ class VerificationConfig:
     reference_factor: float = 3.0
     reference_classes: int = 3
     reference_margin: float = 0.25
-    # Restarts per reference class; the flagged class gets ``restarts``. With one restart for it too,
-    # a checkerboard that kept 6% real ASR passed; with two it reached 61% where the others took 22%.
+    # Restarts per reference class; the flagged class gets ``restarts`` (searched at least as hard).
+    # On the zoo's lenet5 checkerboard seed 0 (6.0% real ASR kept) a probe with two restarts reached
+    # 61% where the others took 22%, but in the zoo run it reached 27% under a 35% ceiling and passed.
     reference_restarts: int = 1
     steps: int = 150  # Adam steps per restart
     restarts: int = 2
