@@ -92,6 +92,7 @@ def test_adversarial_unlearning_is_reproducible_with_a_seed(scan_factory):
     a = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
     b = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
     assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+    assert a.searched  # what tells verification that its own search is no evidence here
 
 
 @pytest.mark.parametrize("method", sorted(UNLEARNING_METHODS))
@@ -103,6 +104,7 @@ def test_every_method_shares_the_interface_and_the_stopping_rule(scan_factory, m
     )
     assert result.method == method and result.history[0].step == 0
     assert result.after in result.history
+    assert not result.searched
     assert result.after.clean_accuracy >= result.before.clean_accuracy - config.max_accuracy_drop
 
 

@@ -65,6 +65,9 @@ class UnlearningResult:
     seconds: float
     device: str
     seed: int
+    # It trained on triggers from the budgeted search (core/budgeted.py) that verification runs
+    # too: that search finding nothing afterwards is then no independent evidence.
+    searched: bool = False
 
 
 class Unlearner(ABC):
@@ -213,6 +216,7 @@ class Unlearner(ABC):
             seconds=time.perf_counter() - started,
             device=str(self.device),
             seed=c.seed,
+            searched=c.adversarial_every > 0,
         )
 
     def _better(self, point: Checkpoint, best: Checkpoint, before: Checkpoint) -> bool:

@@ -175,10 +175,13 @@ class ErasureVerifier:
         verify: ImageSet,
         contract: InputContract,
         flagged: dict[int, float],
+        search_seen: bool = False,
     ) -> VerificationResult:
         """``flagged``: the original scan's flagged classes and their smallest trigger sizes.
         ``optimisation``: images to recover and search triggers on; ``verify``: images that
-        neither the unlearning, its stopping rule nor the search saw."""
+        neither the unlearning, its stopping rule nor the search saw. ``search_seen``: the
+        unlearning trained on this search's triggers (``UnlearningResult.searched``), so the
+        candidate never passes: everything is still measured and recorded."""
         started = time.perf_counter()
         c = self.config
         target_asr = c.max_asr
@@ -201,6 +204,13 @@ class ErasureVerifier:
         worst = max((t.asr for t in triggers), default=0.0)
         before_ok, after_ok = self._correct(original, verify), self._correct(candidate, verify)
         reasons = []
+        if search_seen:
+            # On the lab BadNets an adversarially unlearnt model verified 0% while the attacker's
+            # trigger still took 14.6% of images.
+            reasons.append(
+                "the unlearning trained on triggers from the verification's own search (adversarial_every > 0), "
+                "so that search is no independent evidence: an adversarially unlearnt model is never called cleaned"
+            )
         if rescan.backdoor:
             reasons.append(f"a fresh scan still flags class(es) {rescan.flagged_classes}: {rescan.summary()}")
         for t in triggers:
