@@ -312,6 +312,7 @@ def verification_metrics(v: VerificationResult) -> dict[str, Any]:
         "verification_accuracy_drop_low": low,
         "verification_accuracy_drop_high": high,
         "verification_s": v.seconds,
+        **{f"verification_{part}": seconds for part, seconds in v.timings.items()},
         # The larger-trigger check's closest call: the flagged class's ASR and the most it may be.
         **(
             {

@@ -261,6 +261,11 @@ def erase_record(outcome: EraseOutcome, method: str, watch: Stopwatch, peak: Pea
         "verified_asr": m.get("verified_asr"),
         "verification_reasons": m.get("verification_reasons"),
         "verification_s": m.get("verification_s"),
+        "verification_timings": {
+            part: m[f"verification_{part}"]
+            for part in ("rescan_s", "trigger_search_s", "larger_triggers_s")
+            if f"verification_{part}" in m
+        },
         # the larger-trigger check's closest call: the flagged class's ASR at 3x its size, and the most it may be
         "verification_larger_trigger_asr": m.get("verification_larger_trigger_asr"),
         "verification_larger_trigger_ceiling": m.get("verification_larger_trigger_ceiling"),

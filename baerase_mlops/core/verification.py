@@ -100,6 +100,7 @@ class VerificationResult:
     seconds: float
     seed: int
     larger_triggers: list[LargerTriggerCheck] = field(default_factory=list)  # one per flagged class (empty: off)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds of each part: rescan, searches
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -130,6 +131,7 @@ class VerificationResult:
             "accuracy_images": self.accuracy_images,
             "accuracy_drop_interval": list(self.accuracy_drop_interval),
             "seconds": self.seconds,
+            "timings": self.timings,
             "seed": self.seed,
             "rescan": self.rescan.to_json(),
             **self.extra,
@@ -190,17 +192,22 @@ class ErasureVerifier:
         rescan = (
             Scanner(fresh, self.device, self.progress).scan_parts(candidate, optimisation, verify, contract).verdict
         )
+        timings = {"rescan_s": time.perf_counter() - started}
         candidate = candidate.to(self.device)
         with frozen(candidate):
+            mark = time.perf_counter()
             triggers = [
                 self.budgeted_trigger(candidate, optimisation, verify, label, budget * c.budget_factor, seed + label)
                 for label, budget in sorted(flagged.items())
             ]
+            timings["trigger_search_s"] = time.perf_counter() - mark
+            mark = time.perf_counter()
             checks = (
                 self.larger_trigger_check(candidate, optimisation, verify, rescan, label, budget, set(flagged), seed)
                 for label, budget in sorted(flagged.items())
             )
             larger = [check for check in checks if check is not None]
+            timings["larger_triggers_s"] = time.perf_counter() - mark
         worst = max((t.asr for t in triggers), default=0.0)
         before_ok, after_ok = self._correct(original, verify), self._correct(candidate, verify)
         reasons = []
@@ -243,6 +250,7 @@ class ErasureVerifier:
             seconds=time.perf_counter() - started,
             seed=seed,
             larger_triggers=larger,
+            timings=timings,
         )
 
     def _correct(self, model: nn.Module, data: ImageSet) -> torch.Tensor:
