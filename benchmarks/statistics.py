@@ -158,8 +158,12 @@ def table(runs: list[Run]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.split("\n\n")[0], file=sys.stderr)
+        return 0 if argv else 4
+    missing = [a for a in argv if not Path(a).is_file()]
+    if missing:
+        print(f"error: no such results file: {', '.join(missing)}", file=sys.stderr)
         return 4
     runs = load_runs([Path(a) for a in argv], "baerase")
     datasets = sorted({r["dataset"] for r in runs})
