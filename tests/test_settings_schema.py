@@ -70,6 +70,32 @@ def test_method_choices_come_from_the_method_registries():
     assert SETTINGS["unlearning"].choice_names() == tuple(UNLEARNING_METHODS)
 
 
+def test_every_default_is_one_of_its_choices():
+    # The schema checks a non-default value only against the choices (the default is not looked
+    # up, so a default job imports no method registry before its URI is resolved).
+    for setting in SETTINGS.values():
+        if setting.choices is not None and setting.default is not None:
+            assert setting.default in setting.choice_names(), setting.name
+
+
+def test_a_job_refused_for_its_model_uri_never_imports_torch():
+    import subprocess
+    import sys
+
+    # A fresh process, as `mlflow run` starts the entry script: nothing may import torch (seconds)
+    # before the URI is resolved; MLflow answers first that the server is not there.
+    probe = (
+        "import sys, runpy; sys.argv = ['job.py', '--mode', 'scan', '--model-uri', 'models:/clf/1']\n"
+        "try:\n    runpy.run_path('pipelines/job.py', run_name='__main__')\n"
+        "except SystemExit as exit:\n    print(exit.code, 'torch' in sys.modules)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": "http://127.0.0.1:9", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("command", ["scan", "erase", "gate", "scan-registry", "audit", "serve-webhooks"])
 def test_cli_options_take_the_schemas_defaults(command):
     for param in cli.commands[command].params:

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from baerase_mlops import __version__
 from baerase_mlops.config import (
@@ -31,12 +31,13 @@ from baerase_mlops.config import (
     UnlearningConfig,
     check_normalisation,
 )
-from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
-from baerase_mlops.engine import ModelUnderTest, measure, prepare_clean_data, run_erase, run_scan
 from baerase_mlops.errors import BaeraseError, UsageError
 from baerase_mlops.registry import tags as T
-from baerase_mlops.registry.loading import download_model, load_model_under_test
 from baerase_mlops.registry.resolve import ModelRef, check_tracking_server, resolve_model_uri
+
+if TYPE_CHECKING:
+    from baerase_mlops.core.runtime import Progress
+    from baerase_mlops.engine import ModelUnderTest
 
 MODES = ("main", "scan", "erase")
 
@@ -148,22 +149,31 @@ def _done_already(earlier: T.RecordedVerdict, mode: str, settings: JobSettings) 
     return T.CLEANED_VERSION in earlier.tags or not settings.register
 
 
-def run_job(settings: JobSettings, mode: str = "main", progress: Progress = no_progress) -> JobOutcome:
+def run_job(settings: JobSettings, mode: str = "main", progress: Progress | None = None) -> JobOutcome:
     """Run one MLflow job (``main``: scan, erase if flagged, register; ``scan``: verdict only;
-    ``erase``: like main, for symmetry with ``baerase erase``) against the current tracking URI."""
+    ``erase``: like main, for symmetry with ``baerase erase``) against the current tracking URI.
+
+    The model URI is resolved before torch and the engine are imported (seconds of a job's
+    start): a job refused for a wrong URI, a missing version or an unreachable server says so
+    at once."""
     import mlflow
 
     from baerase_mlops.registry import tracking
 
     if mode not in MODES:
         raise UsageError(f"unknown job mode {mode!r}; choose one of {MODES}")
-    resolve_device(settings.device)  # a device that is not there fails before anything runs
     tracking.bounded_http_retries()
     uri = mlflow.get_tracking_uri()
     check_tracking_server(uri)
     with tracking.registry_errors(uri, "looking up the model"):
         client = mlflow.MlflowClient()
         ref = resolve_model_uri(settings.model_uri, client)
+    from baerase_mlops.core.runtime import no_progress, resolve_device
+    from baerase_mlops.registry.loading import download_model, load_model_under_test
+
+    progress = progress or no_progress
+    resolve_device(settings.device)  # a device that is not there fails before anything is written
+    with tracking.registry_errors(uri, "looking up the model"):
         settings_hash = T.config_hash(settings.verdict_settings())
         if ref.registered and not settings.force:
             earlier = T.read_verdict(client.get_model_version(ref.name, ref.version).tags)
@@ -214,6 +224,7 @@ def _prepare_and_log_clean_data(settings: JobSettings, mut: ModelUnderTest):
     import mlflow
 
     from baerase_mlops.data.validate import DataValidationError
+    from baerase_mlops.engine import prepare_clean_data
 
     try:
         data = prepare_clean_data(
@@ -239,7 +250,7 @@ class _JobContext:
     run_id: str  # the job's MLflow run
     work: Path  # a temporary folder
     stage: Any  # a tracking.Stage: what the job is doing, for the line a registry failure prints
-    progress: Progress = no_progress
+    progress: Progress
 
 
 def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_dir: Path) -> JobOutcome:
@@ -251,6 +262,8 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         job.work,
         job.stage,
     )
+    from baerase_mlops.core.runtime import resolve_device
+    from baerase_mlops.engine import measure, run_erase, run_scan
     from baerase_mlops.registry import publish, tracking
     from baerase_mlops.report.erase_report import write_erase_report
     from baerase_mlops.report.scan_report import write_scan_report

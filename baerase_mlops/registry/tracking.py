@@ -8,12 +8,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from baerase_mlops.core.scan import Verdict
-from baerase_mlops.core.verification import VerificationResult
-from baerase_mlops.data import ImageSet
 from baerase_mlops.errors import RegistryError
+
+if TYPE_CHECKING:  # not imported at run time: a job refused before loading never imports torch
+    from baerase_mlops.core.scan import Verdict
+    from baerase_mlops.core.verification import VerificationResult
+    from baerase_mlops.data import ImageSet
 
 
 def log_params(settings: dict[str, Any]) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from baerase_mlops.core.runtime import Progress as ProgressCallback
+if TYPE_CHECKING:  # a type only: the console never needs torch (a refused job never imports it)
+    from baerase_mlops.core.runtime import Progress as ProgressCallback
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
