@@ -38,17 +38,18 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Two pytest workers, one test file each at a time (module fixtures stay together): the suite is
+# Two pytest workers, one test file each at a time (module fixtures stay together), the longest
+# files first (tests/conftest.py, LONGEST_FIRST; xdist would otherwise reorder by test count): the suite is
 # mostly CPU-bound model training and scanning, and CI has two cores. One thread each (and in the
 # jobs they start): torch's default of one thread per core in both workers oversubscribes the
 # cores, and its threads then spin waiting for each other.
 TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 test: install-test lint
-	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile
+	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # What CI leaves out for time (marker "extended"): run it before a release.
 test-extended: install-test
-	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile -m extended
+	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -m extended
 
 test-fast: install-test
 	$(BIN)/pytest -m "not slow"

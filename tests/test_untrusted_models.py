@@ -34,7 +34,9 @@ QUICK = {
     "recovery_steps": 20,
     "threshold": 1000.0,
     "data_uri": "builtin:mnist",
-}  # plumbing: these tests are about loading, not detection
+    "clean_fraction": 0.1,
+}  # plumbing: these tests are about loading, not detection (and a model with no lab spec would
+# otherwise be judged on all 5,000 images: 12 of a short scan's 18 seconds, measuring held-out ASR)
 
 
 class Payload:
@@ -242,7 +244,17 @@ def test_planted_code_package_never_runs_on_the_gate_even_with_the_trust_flag(re
     assert refused.exit_code == 2 and "carries code: code/" in refused.output, refused.output
     # In a fresh process, where nothing the tool imports is loaded yet: the trust flag loads the
     # weights with the planted code ignored, and the gate scans and promotes it.
-    command = [str(BIN / "baerase"), *gate, "--trust-pickle", "--steps", "20", "--threshold", "1000"]
+    command = [
+        str(BIN / "baerase"),
+        *gate,
+        "--trust-pickle",
+        "--steps",
+        "20",
+        "--threshold",
+        "1000",
+        "--clean-fraction",
+        "0.1",
+    ]
     trusted = subprocess.run(
         command, env=mlflow_server.env(), cwd=REPO, capture_output=True, text=True, timeout=900, check=False
     )
