@@ -9,36 +9,47 @@ import torch
 from click.testing import CliRunner
 
 from baerase_mlops.cli import main
-from baerase_mlops.config import UnlearningConfig
+from baerase_mlops.config import UnlearningConfig, VerificationConfig
 from baerase_mlops.core.unlearning import UNLEARNING_METHODS, BaeraseUnlearning
 from baerase_mlops.engine import run_erase
 from baerase_mlops.lab.spec import load_lab_model
 
 pytestmark = pytest.mark.slow
 
+# For tests of a verification that must fail for a reason other than its trigger searches (the
+# fresh scan flags the class, or the rule for adversarial unlearning): one short restart per
+# search instead of the defaults' seven 150-step ones (20 of the verification's 48 s).
+LIGHT_SEARCHES = VerificationConfig(steps=30, restarts=1, reference_classes=1)
 
-@pytest.mark.parametrize("name", ["badnets", "trojan", "blended"])
-def test_baerase_erases_the_backdoor_and_keeps_accuracy(scan_factory, name):
-    mut, data, scan = scan_factory(name)
-    outcome = run_erase(mut, data, scan, device="cpu")
-    m = outcome.metrics
-    assert outcome.changed and m["reached_target"]
+
+def assert_erased_and_verified(m: dict) -> None:
+    """The erasure bounds on a lab model's metrics (EraseOutcome.metrics, or a cleaned spec's)."""
     assert m["real_asr_before"] >= 0.95
     assert m["real_asr_after"] <= 0.02
     assert m["accuracy_before"] - m["accuracy_after"] <= 0.02
     assert m["recovered_asr_after"] <= 0.01
-    assert outcome.verified, outcome.verification.reasons
     assert m["verified_asr"] <= 0.02
     assert m["verified_asr"] >= m["real_asr_after"] - 0.02  # the verified number does not flatter
 
 
+# The Trojan model is erased through the CLI below (the same scan, unlearning and verification:
+# computing it twice cost a minute of CI).
+@pytest.mark.parametrize("name", ["badnets", "blended"])
+def test_baerase_erases_the_backdoor_and_keeps_accuracy(scan_factory, name):
+    mut, data, scan = scan_factory(name)
+    outcome = run_erase(mut, data, scan, device="cpu")
+    assert outcome.changed and outcome.metrics["reached_target"]
+    assert outcome.verified, outcome.verification.reasons
+    assert_erased_and_verified(outcome.metrics)
+
+
 def test_an_erasure_that_changed_nothing_fails_verification(scan_factory):
     mut, data, scan = scan_factory("badnets")
-    outcome = run_erase(mut, data, scan, UnlearningConfig(max_steps=0), device="cpu")
+    outcome = run_erase(mut, data, scan, UnlearningConfig(max_steps=0), device="cpu", verification=LIGHT_SEARCHES)
     assert outcome.changed and not outcome.verified
     v = outcome.verification
     assert v.rescan.seed != scan.verdict.seed
-    assert 0 in v.rescan.flagged_classes or v.asr > 0.5
+    assert 0 in v.rescan.flagged_classes
     assert v.reasons and outcome.metrics["verification_passed"] is False
 
 
@@ -81,7 +92,9 @@ def test_an_adversarially_unlearnt_model_is_never_called_cleaned(scan_factory):
     # Its unlearning trains on the verification's own search: a search that then finds nothing is
     # no evidence (on the lab BadNets it verified 0% while the real trigger still took 14.6%).
     mut, data, scan = scan_factory("badnets")
-    outcome = run_erase(mut, data, scan, UnlearningConfig(max_steps=20, adversarial_every=10), device="cpu")
+    outcome = run_erase(
+        mut, data, scan, UnlearningConfig(max_steps=20, adversarial_every=10), device="cpu", verification=LIGHT_SEARCHES
+    )
     assert outcome.changed and not outcome.verified
     assert "no independent evidence" in outcome.verification.reasons[0]
 
@@ -117,7 +130,9 @@ def test_checkpoint_losing_too_much_accuracy_is_never_kept(scan_factory):
     assert result.after.clean_accuracy >= result.before.clean_accuracy
 
 
-def test_cli_erase_reuses_the_scan_report_and_writes_a_working_model(lab_model_factory, scan_factory, tmp_path):
+def test_cli_erase_reuses_the_scan_report_erases_the_trojan_and_writes_a_working_model(
+    lab_model_factory, scan_factory, tmp_path
+):
     from baerase_mlops.report.scan_report import write_scan_report
 
     lab = lab_model_factory("trojan")
@@ -137,10 +152,10 @@ def test_cli_erase_reuses_the_scan_report_and_writes_a_working_model(lab_model_f
             "--quiet",
         ],
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, result.output  # 0: erased within the bounds and verified
     assert "recovered-trigger ASR" in result.output and "real ASR" in result.output
     model, spec = load_lab_model(tmp_path / "cleaned.pt")
-    assert spec.metrics["real_asr_after"] <= 0.02
+    assert_erased_and_verified(spec.metrics)
     erasure = json.loads((tmp_path / "cleaned_report" / "erasure.json").read_text())
     assert erasure["changed"] and erasure["targets"] == [3] and erasure["history"][0]["step"] == 0
 
