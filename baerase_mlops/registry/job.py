@@ -168,18 +168,17 @@ def run_job(settings: JobSettings, mode: str = "main", progress: Progress | None
     with tracking.registry_errors(uri, "looking up the model"):
         client = mlflow.MlflowClient()
         ref = resolve_model_uri(settings.model_uri, client)
-    from baerase_mlops.core.runtime import no_progress, resolve_device
-    from baerase_mlops.registry.loading import download_model, load_model_under_test
-
-    progress = progress or no_progress
-    resolve_device(settings.device)  # a device that is not there fails before anything is written
-    with tracking.registry_errors(uri, "looking up the model"):
+        # (The device was checked when the settings were made: the schema's device check.)
         settings_hash = T.config_hash(settings.verdict_settings())
         if ref.registered and not settings.force:
             earlier = T.read_verdict(client.get_model_version(ref.name, ref.version).tags)
             if earlier.is_current(__version__, settings_hash) and _done_already(earlier, mode, settings):
                 return _reused(ref, earlier)
         run = mlflow.start_run(run_name=f"baerase-{mode} {ref.describe()}")
+    from baerase_mlops.core.runtime import no_progress
+    from baerase_mlops.registry.loading import download_model, load_model_under_test
+
+    progress = progress or no_progress
     register_as = ref.name if ref.registered else settings.registered_model_name
     stage = tracking.Stage("downloading the model")
     try:
