@@ -19,7 +19,7 @@ from torch import nn
 from baerase_mlops import __version__
 from baerase_mlops.config import ScanConfig
 from baerase_mlops.contract import InputContract
-from baerase_mlops.core.classifier import check_classifier, frozen
+from baerase_mlops.core.classifier import check_classifier, fast_layout, frozen
 from baerase_mlops.core.detection import AnomalyDetector
 from baerase_mlops.core.margins import MarginResult, MaxMarginDetector
 from baerase_mlops.core.metrics import predict
@@ -196,10 +196,11 @@ class Scanner:
         started = time.perf_counter() if started is None else started
         model = model.to(self.device)
         check_classifier(model, contract.input_shape, contract.num_classes, self.device)
-        recovery = RECOVERY_METHODS[c.method](c.recovery, self.device, self.progress).recover(
-            model, optimisation.x, optimisation.y, contract.num_classes
-        )
-        margins = self._margins(model, contract)
+        with fast_layout(model, contract.input_shape, self.device):
+            recovery = RECOVERY_METHODS[c.method](c.recovery, self.device, self.progress).recover(
+                model, optimisation.x, optimisation.y, contract.num_classes
+            )
+            margins = self._margins(model, contract)
         evaluated = time.perf_counter()
         detection = AnomalyDetector(c.detection).detect(recovery.norms)
         by_size = set(detection.flagged)

@@ -36,7 +36,7 @@ from torch import nn
 
 from baerase_mlops.config import ScanConfig, VerificationConfig
 from baerase_mlops.core.budgeted import FoundTrigger, search_budgeted_trigger, trigger_asr
-from baerase_mlops.core.classifier import frozen
+from baerase_mlops.core.classifier import fast_layout, frozen
 from baerase_mlops.core.contract import InputContract
 from baerase_mlops.core.metrics import predict
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
@@ -194,7 +194,7 @@ class ErasureVerifier:
         )
         timings = {"rescan_s": time.perf_counter() - started}
         candidate = candidate.to(self.device)
-        with frozen(candidate):
+        with fast_layout(candidate, contract.input_shape, self.device), frozen(candidate):
             mark = time.perf_counter()
             triggers = [
                 self.budgeted_trigger(candidate, optimisation, verify, label, budget * c.budget_factor, seed + label)
