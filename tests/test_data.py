@@ -26,6 +26,14 @@ def test_builtin_digits_are_8x8_in_unit_range():
     assert digits.num_classes == 10
 
 
+def test_builtin_digits_are_sklearns_load_digits():
+    from sklearn.datasets import load_digits
+
+    digits, reference = load_images("builtin:digits"), load_digits()
+    assert np.array_equal(digits.x.squeeze(1).numpy(), (reference.images / 16.0).astype(np.float32))
+    assert np.array_equal(digits.y.numpy(), reference.target)
+
+
 def test_unknown_builtin_dataset_is_named():
     with pytest.raises(DataError, match="builtin:cifar"):
         load_images("builtin:cifar")

