@@ -28,21 +28,23 @@ LAB_MODELS = {
 }
 
 
-# The test files that take longest, longest first (worker-seconds of a 2-core run on 2026-12-03:
-# 431, 342, 187, 162, 159, 155, 145, 125, 121). `make test` runs two xdist workers that take
-# whole files in collection order (--dist loadfile --no-loadscope-reorder): started first, the
-# long files overlap each other, and the short ones fill the gaps at the end, instead of one long
-# file running alone while the other worker idles (that tail was 1-2 minutes of the suite).
+# The test files that take longest, longest first (worker-seconds of a 2-core run on 2026-12-03,
+# after the channels-last change: 354, 298, 161, 149, 126, 104, 96, 88, 67, 57). `make test` runs
+# two xdist workers that take whole files in collection order (--dist loadfile
+# --no-loadscope-reorder): started first, the long files overlap each other, and the short ones
+# fill the gaps at the end, instead of one long file running alone while the other worker idles
+# (that tail was 1-2 minutes of the suite).
 LONGEST_FIRST = (
     "test_mlflow_project.py",
     "test_erase.py",
-    "test_scan.py",
-    "test_untrusted_models.py",
     "test_registry_scan.py",
     "test_s3_mlflow.py",
-    "test_webhooks.py",
     "test_gate.py",
+    "test_untrusted_models.py",
     "test_verification.py",
+    "test_webhooks.py",
+    "test_benchmarks.py",
+    "test_scan.py",
 )
 
 
