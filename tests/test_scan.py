@@ -17,7 +17,8 @@ from baerase_mlops.cli import main
 from baerase_mlops.config import RecoveryConfig, ScanConfig
 from baerase_mlops.core.contract import InputContract
 from baerase_mlops.core.recovery import BaeraseRecovery, NeuralCleanseRecovery
-from baerase_mlops.core.recovery.optimise import screened_out
+from baerase_mlops.core.recovery.families import TriggerGenerator
+from baerase_mlops.core.recovery.optimise import _compact, screened_out
 from baerase_mlops.core.scan import Scanner
 from baerase_mlops.data import from_arrays
 from baerase_mlops.errors import DataError, ModelError
@@ -130,6 +131,31 @@ def test_a_screened_out_class_keeps_the_trigger_it_had_at_the_screen(method):
     for k in stopped:
         assert long.norms[k] == short.norms[k]
         assert torch.equal(long.family.mask_logit[k], short.family.mask_logit[k])
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_classes_left_after_a_stop_train_exactly_as_in_the_whole_family(fused):
+    # After a stop, recovery trains a compact copy holding only the remaining classes, with Adam's
+    # state sliced to them; the whole family, with no gradient for the stopped rows, is the reference.
+    whole = TriggerGenerator(5, (1, 6, 6), torch.Generator().manual_seed(0), noise_dim=4, hidden_dim=8)
+    adam = torch.optim.Adam(whole.parameters(), lr=0.05, betas=(0.5, 0.9), fused=fused)
+    keep = [1, 3]
+
+    def step(family: TriggerGenerator, optimiser: torch.optim.Optimizer, z: torch.Tensor, rows: list[int]) -> None:
+        mask, pattern = family(z)
+        optimiser.zero_grad()
+        (mask[rows].sum() + (mask * pattern)[rows].square().sum()).backward()
+        optimiser.step()
+
+    noise = [whole.noise(4, torch.Generator().manual_seed(i)) for i in range(6)]
+    for z in noise[:3]:
+        step(whole, adam, z, list(range(5)))
+    part, part_adam = _compact(whole, adam, keep, whole.subset(keep))
+    for z in noise[3:]:
+        step(whole, adam, z, keep)
+        step(part, part_adam, z[keep], [0, 1])
+    for mine, theirs in zip(whole.parameters(), part.parameters()):
+        assert torch.equal(mine[keep], theirs)
 
 
 def test_classes_optimised_in_chunks_are_not_screened():

@@ -14,10 +14,23 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import TypeVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+M = TypeVar("M", bound=nn.Module)
+
+
+def select_rows(module: M, rows: list[int]) -> M:
+    """A copy of ``module`` whose every parameter keeps only the leading-dimension ``rows``
+    (the classes of a family, or of its MINE statistics network)."""
+    index = torch.tensor(rows, device=next(module.parameters()).device)
+    # Pre-seed deepcopy's memo with the sliced parameters, so that the other classes'
+    # weights (tens of MB for 43 classes) are never copied.
+    memo = {id(p): nn.Parameter(p.detach()[index].clone(), requires_grad=p.requires_grad) for p in module.parameters()}
+    return copy.deepcopy(module, memo)
 
 
 class BatchedLinear(nn.Module):
@@ -29,18 +42,14 @@ class BatchedLinear(nn.Module):
         self.weight = nn.Parameter(torch.randn(classes, in_features, out_features) * std)
         self.bias = nn.Parameter(torch.zeros(classes, 1, out_features))
 
-    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
-        """``members`` (indices into the K layers) applies only those layers: x is then (len(members), B, in)."""
-        if members is None:
-            return torch.baddbmm(self.bias, x, self.weight)
-        return torch.baddbmm(self.bias[members], x, self.weight[members])
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
 
 
 class TriggerFamily(nn.Module):
     """Base: ``forward(z)`` with z of shape (K, B, noise_dim) gives masks (K, B, 1, H, W)
-    and patterns (K, B, C, H, W), all in [0, 1]. ``forward(z, members)`` runs only the members
-    indexed by ``members`` (z then has len(members) rows): the rest get no gradient, so a
-    class schedule can stop training some classes without copying the family."""
+    and patterns (K, B, C, H, W), all in [0, 1]. A class schedule that stops training some
+    classes goes on with a :meth:`subset` of the others."""
 
     noise_dim: int
 
@@ -59,13 +68,7 @@ class TriggerFamily(nn.Module):
 
     def subset(self, labels: list[int]) -> TriggerFamily:
         """A copy holding only the members of ``labels`` (every parameter is indexed by class)."""
-        index = torch.tensor(labels, device=next(self.parameters()).device)
-        # Pre-seed deepcopy's memo with the sliced parameters, so that the other classes'
-        # weights (tens of MB for 43 classes) are never copied.
-        memo = {
-            id(p): nn.Parameter(p.detach()[index].clone(), requires_grad=p.requires_grad) for p in self.parameters()
-        }
-        part = copy.deepcopy(self, memo)
+        part = select_rows(self, labels)
         part.classes = len(labels)
         return part
 
@@ -113,13 +116,10 @@ class TriggerTable(TriggerFamily):
     def centre_parameters(self) -> list[nn.Parameter]:
         return [self.mask_logit, self.pattern_logit]
 
-    def forward(self, z: torch.Tensor, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         batch = z.shape[1]
-        mask_logit, pattern_logit = self.mask_logit, self.pattern_logit
-        if members is not None:
-            mask_logit, pattern_logit = mask_logit[members], pattern_logit[members]
-        mask = torch.sigmoid(mask_logit).expand(-1, batch, -1, -1, -1)
-        pattern = torch.sigmoid(pattern_logit).expand(-1, batch, -1, -1, -1)
+        mask = torch.sigmoid(self.mask_logit).expand(-1, batch, -1, -1, -1)
+        pattern = torch.sigmoid(self.pattern_logit).expand(-1, batch, -1, -1, -1)
         return mask, pattern
 
 
@@ -155,15 +155,12 @@ class TriggerGenerator(TriggerFamily):
     def spread_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.endswith("_logit")]
 
-    def forward(self, z: torch.Tensor, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k, batch, _ = z.shape
         c, h, w = self.input_shape
-        mask_logit, pattern_logit = self.mask_logit, self.pattern_logit
-        if members is not None:
-            mask_logit, pattern_logit = mask_logit[members], pattern_logit[members]
-        hidden = F.leaky_relu(self.hidden(z, members), 0.2)
-        mask = torch.sigmoid(mask_logit + self.to_mask(hidden, members).view(k, batch, 1, h, w))
-        pattern = torch.sigmoid(pattern_logit + self.to_pattern(hidden, members).view(k, batch, c, h, w))
+        hidden = F.leaky_relu(self.hidden(z), 0.2)
+        mask = torch.sigmoid(self.mask_logit + self.to_mask(hidden).view(k, batch, 1, h, w))
+        pattern = torch.sigmoid(self.pattern_logit + self.to_pattern(hidden).view(k, batch, c, h, w))
         return mask, pattern
 
 
@@ -193,20 +190,18 @@ class MineEstimator(nn.Module):
         summary = torch.cat([mask, mask * pattern], dim=2).flatten(0, 1)
         return F.adaptive_avg_pool2d(summary, self.pool).view(k, batch, -1)
 
-    def statistic(self, z: torch.Tensor, feats: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+    def statistic(self, z: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         out = torch.cat([z, feats], dim=-1)
         for i, layer in enumerate(self.layers):
-            out = layer(out, members)
+            out = layer(out)
             if i < len(self.layers) - 1:
                 out = F.elu(out)
         return out.squeeze(-1)
 
-    def lower_bound(
-        self, z: torch.Tensor, feats: torch.Tensor, shuffle: torch.Tensor, members: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def lower_bound(self, z: torch.Tensor, feats: torch.Tensor, shuffle: torch.Tensor) -> torch.Tensor:
         """Per-class DV bound; ``shuffle`` permutes z within each class for the marginal."""
-        joint = self.statistic(z, feats, members).mean(dim=1)
-        marginal = torch.logsumexp(self.statistic(z[:, shuffle], feats, members), dim=1) - math.log(z.shape[1])
+        joint = self.statistic(z, feats).mean(dim=1)
+        marginal = torch.logsumexp(self.statistic(z[:, shuffle], feats), dim=1) - math.log(z.shape[1])
         return joint - marginal
 
 
