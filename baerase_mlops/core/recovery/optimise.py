@@ -257,5 +257,5 @@ def _write_back(family: TriggerFamily, working: TriggerFamily, members: torch.Te
     if working is family:
         return
     with torch.no_grad():
-        for mine, theirs in zip(family.parameters(), working.parameters()):
-            mine[members.to(mine.device)] = theirs
+        for whole, part in zip(family.parameters(), working.parameters()):
+            whole[members.to(whole.device)] = part
