@@ -234,7 +234,8 @@ def optimise_group(
                 if not active.any():
                     progress("recovering triggers", progress_offset + config.steps, progress_total)
                     break
-                _write_back(family, working, members)
+                if working is not family:
+                    family.assign(members.tolist(), working)
                 keep = torch.nonzero(active[members]).flatten().tolist()
                 working, optimiser = _compact(working, optimiser, keep, working.subset(keep))
                 if mine is not None:
@@ -242,7 +243,8 @@ def optimise_group(
                 members = torch.nonzero(active).flatten()
         progress("recovering triggers", progress_offset + step, progress_total)
 
-    _write_back(family, working, members)
+    if working is not family:
+        family.assign(members.tolist(), working)
     reached = torch.isfinite(best_norm)
     with torch.no_grad():
         for name, p in family.named_parameters():
@@ -250,12 +252,3 @@ def optimise_group(
     norms = torch.where(reached, best_norm, last_norm)
     asr = torch.where(reached, best_asr, last_asr)
     return GroupOutcome(norms.cpu(), reached.cpu(), asr.cpu(), step, class_steps)
-
-
-def _write_back(family: TriggerFamily, working: TriggerFamily, members: torch.Tensor) -> None:
-    """Put the parameters of ``working`` (the rows ``members`` of ``family``) back into ``family``."""
-    if working is family:
-        return
-    with torch.no_grad():
-        for whole, part in zip(family.parameters(), working.parameters()):
-            whole[members.to(whole.device)] = part
