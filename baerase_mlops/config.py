@@ -226,12 +226,18 @@ class VerificationConfig:
     # 58-61% of images at 3x that size, 36-39 points over the other classes; erasures whose real
     # ASR was 0.1-1.6% were at most 9 points over them. Counted on the search and held-out images.
     reference_factor: float = 3.0
-    reference_classes: int = 3
+    # Each reference class is searched as hard as the flagged class (``reference_restarts`` =
+    # ``restarts``): with one restart per reference, the lab's clean model's most easily triggered
+    # class (7) at half its recovered size took 50% where one restart toward class 6 took 17% and
+    # two took 33% (2026-12-04, AVX2 CPU): the ceiling moved with the references' search luck, and
+    # that false alarm was the weaker search, not the class. Two references at two restarts each
+    # cost one search more than three at one; the lab checkerboard stand-in still fails (84% against
+    # at most 4%).
+    reference_classes: int = 2
     reference_margin: float = 0.25
-    # Restarts per reference class; the flagged class gets ``restarts`` (searched at least as hard).
     # On the zoo's lenet5 checkerboard seed 0 (6.0% real ASR kept) a probe with two restarts reached
     # 61% where the others took 22%, but in the zoo run it reached 27% under a 35% ceiling and passed.
-    reference_restarts: int = 1
+    reference_restarts: int = 2
     steps: int = 150  # Adam steps per restart
     restarts: int = 2
     lr: float = 0.05

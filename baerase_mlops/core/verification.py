@@ -304,7 +304,7 @@ class ErasureVerifier:
             x_all = torch.cat([x_search, verify.x[verify.y != k]])
             return trigger_asr(model, x_all, found.mask, found.pattern, k, self.device), len(x_all)
 
-        # The flagged class is searched as hard as the search at its size; a reference less so.
+        # The flagged class is searched as hard as the search at its size; the references alike (config).
         asr, images = strongest(label, c.restarts)
         references = {k: strongest(k, c.reference_restarts)[0] for k in others}
         ceiling = max(c.max_asr, max(references.values()) + c.reference_margin)
