@@ -61,6 +61,9 @@ def reerase(
                     "unlearning_steps": m.get("unlearning_steps", 0),
                     "verified": out.verified if verify else None,
                     "verified_asr": m.get("verified_asr"),
+                    "verification_reasons": m.get("verification_reasons"),
+                    "verification_larger_trigger_asr": m.get("verification_larger_trigger_asr"),
+                    "verification_larger_trigger_ceiling": m.get("verification_larger_trigger_ceiling"),
                 }
             )
     return lines

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from baerase_mlops.cli import main
 from baerase_mlops.config import UnlearningConfig, VerificationConfig
+from baerase_mlops.core.budgeted import trigger_asr
 from baerase_mlops.core.unlearning import UNLEARNING_METHODS, BaeraseUnlearning
 from baerase_mlops.engine import run_erase
 from baerase_mlops.lab.spec import load_lab_model
@@ -68,13 +69,27 @@ def test_clean_model_goes_through_unchanged_when_nothing_is_flagged(scan_factory
     assert outcome.metrics["accuracy_before"] == outcome.metrics["accuracy_after"]
 
 
-def test_unlearning_is_reproducible_with_a_seed(scan_factory):
+@pytest.mark.parametrize("larger", [0, 2])
+def test_unlearning_is_reproducible_with_a_seed(scan_factory, larger):
     mut, data, scan = scan_factory("badnets")
-    config = UnlearningConfig(max_steps=20, seed=3)
+    config = UnlearningConfig(max_steps=20, seed=3, larger_triggers=larger, larger_steps=20)
     a = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
     b = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
     assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
     assert a.history == b.history
+
+
+def test_larger_triggers_stay_within_their_budget_and_open_the_original_backdoor(scan_factory):
+    # They stand for the attacker's whole trigger, of which the recovered one may be a fragment.
+    mut, _, scan = scan_factory("badnets")
+    config = UnlearningConfig(larger_triggers=2, larger_steps=50)
+    x = scan.optimisation.x[scan.optimisation.y != 0]
+    found = BaeraseUnlearning(config, "cpu").search_larger_triggers(mut.model, {0: x}, scan.recovery.norms)
+    assert len(found[0]) == 2
+    budget = scan.recovery.norms[0] * config.larger_budget
+    for trigger in found[0]:
+        assert float(trigger.mask.sum()) <= budget + 1e-3
+        assert trigger_asr(mut.model, x, trigger.mask, trigger.pattern, 0, torch.device("cpu")) >= 0.9
 
 
 # The shifted-trigger variant is opt-in because it is not better than the default (README,

@@ -5,7 +5,10 @@
   flagged class toward that class, and an L1 pull toward the original weights:
   ``alpha * CE(f(x), y) - min(CE(f(x + T), t), flood) + lambda * |theta - theta_0|_1``.
   The ascent is bounded twice: per image it stops at ``flood`` (no gradient beyond), and
-  the gradient norm is clipped. The L1 term is applied as its proximal step.
+  the gradient norm is clipped. The L1 term is applied as its proximal step. Beside the
+  recovered triggers it ascends on larger ones (``UnlearningConfig.larger_triggers``), searched
+  once on the original model within a few times the recovered size: the recovered trigger is
+  the smallest that works, often a fragment of the attacker's.
 * :class:`NeuralCleanseUnlearning`: fine-tune on clean images, a share of them stamped
   with the recovered trigger and kept at their true labels (Wang et al. 2019).
 * :class:`FineTuning`: fine-tune on the clean images alone.
@@ -74,6 +77,9 @@ class Unlearner(ABC):
     """Make a model forget the triggers of ``targets``; configure, then call :meth:`unlearn`."""
 
     method: ClassVar[str]
+    # Whether UnlearningConfig.larger_triggers applies: BAERASE's ascent only, so that the
+    # Neural-Cleanse baseline stays the published method and fine-tuning stays trigger-free.
+    uses_larger_triggers: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -119,6 +125,9 @@ class Unlearner(ABC):
         # the images outside each target: searched (unlearning part) and measured (stopping rule) on
         search_on = {t: x_all[y_all != t] for t in targets} if c.adversarial_every > 0 else {}
         measure_on = {t: holdout.x[holdout.y != t] for t in targets} if c.adversarial_stop else {}
+
+        # searched on the original's weights: nothing has moved yet
+        larger = self.search_larger_triggers(model, {t: x_all[y_all != t] for t in targets}, recovery.norms)
 
         def measure(step: int) -> Checkpoint:
             with frozen(model):
@@ -178,6 +187,8 @@ class Unlearner(ABC):
                             for t in targets
                         }
                 stamped = self._stamp_adversarial(adversarial, stamped, x, trigger_targets, generator)
+            if larger:
+                stamped = self._stamp_larger(larger, stamped, x, trigger_targets, generator)
             loss = self.loss(model, x, y, stamped, trigger_targets)
             if teacher is not None:
                 with torch.no_grad():
@@ -254,6 +265,65 @@ class Unlearner(ABC):
                     stamped[rows] = stamp(x[rows], mask, pattern)
         return stamped
 
+    def search_larger_triggers(
+        self, model: nn.Module, outside: dict[int, torch.Tensor], norms: list[float]
+    ) -> dict[int, list[FoundTrigger]]:
+        """``larger_triggers`` triggers per target within ``larger_budget`` x its recovered size,
+        searched on ``model`` before it has moved (the original's weights), each from its own
+        random start (``UnlearningConfig.larger_triggers``)."""
+        c = self.config
+        if c.larger_triggers <= 0 or not self.uses_larger_triggers:
+            return {}
+        generator = torch.Generator().manual_seed(c.seed + 4099)  # its own stream: the default's is unchanged
+        found: dict[int, list[FoundTrigger]] = {}
+        with frozen(model):
+            for t, x in outside.items():
+                found[t] = [
+                    search_budgeted_trigger(
+                        model,
+                        x,
+                        t,
+                        float(norms[t]) * c.larger_budget,
+                        steps=c.larger_steps,
+                        restarts=1,
+                        lr=c.adversarial_lr,
+                        batch_size=2 * c.batch_size,
+                        generator=generator,
+                        device=self.device,
+                    )
+                    for _ in range(c.larger_triggers)
+                ]
+        return found
+
+    def _stamp_larger(
+        self,
+        larger: dict[int, list[FoundTrigger]],
+        stamped: torch.Tensor,
+        x: torch.Tensor,
+        targets: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """``stamped`` with ``larger_share`` of its rows stamped instead with one of their target's
+        larger triggers (half of them moved by up to ``trigger_shift`` pixels, as the recovered ones)."""
+        c = self.config
+        chosen = (torch.rand(len(x), generator=generator) < c.larger_share).to(x.device)
+        for t, triggers in larger.items():
+            rows = chosen & (targets == t)
+            count = int(rows.sum())
+            if not count:
+                continue
+            pick = torch.randint(0, len(triggers), (count,), generator=generator).tolist()
+            mask = torch.cat([triggers[i].mask for i in pick]).to(x.device)
+            pattern = torch.cat([triggers[i].pattern for i in pick]).to(x.device)
+            if c.trigger_shift > 0:
+                both = torch.cat([mask, pattern], 1)
+                moved = random_shift(both, c.trigger_shift, generator, "constant")
+                keep = (torch.rand(count, generator=generator) < 0.5).to(x.device)
+                both = torch.where(keep[:, None, None, None], both, moved)
+                mask, pattern = both[:, :1], both[:, 1:]
+            stamped[rows] = stamp(x[rows], mask, pattern)
+        return stamped
+
     def _stamp_adversarial(
         self,
         adversarial: dict[int, FoundTrigger],
@@ -293,6 +363,7 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, mo
 
 class BaeraseUnlearning(Unlearner):
     method = "baerase"
+    uses_larger_triggers = True
 
     def loss(self, model, x, y, stamped, targets):
         c = self.config
