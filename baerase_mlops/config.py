@@ -206,14 +206,16 @@ class UnlearningConfig:
     # that works, often a fragment of the attacker's (3-5 pixels of a 16-pixel checkerboard): unlearnt
     # alone, the whole pattern kept working. They are searched on the original model, never on the
     # model being unlearnt, so verification's searches on the candidate stay independent of them.
-    # Measured on 18 zoo MNIST models (lenet5 BadNets/Trojan/Blended/checkerboard seeds 0-2 and
-    # sticker seed 0, small_cnn checkerboard and BadNets seeds 0-2, conv_bn checkerboard seed 0;
-    # unlearning seed 0, with verification; benchmarks/results/larger-triggers-2026-12-05/): real ASR
-    # over 2% on 6 models without them (worst 15.1%, two registered as verified at 10.3% and 4.3%),
-    # on 1 with them (2.5%, refused by verification); mean accuracy drop 0.69 -> 0.70 points.
-    # Budgets of 2x, 3x and 5x and 8 triggers were probed on the lenet5 checkerboards (3 unlearning
-    # seeds each): 5x with 4 had the lowest worst case (2.53% against 3.05-5.80%).
-    larger_triggers: int = 4
+    # Opt-in (0): measured on 20 zoo MNIST models (lenet5 BadNets/Trojan/Blended/checkerboard seeds
+    # 0-2, sticker seed 0; small_cnn checkerboard and BadNets seeds 0-2; conv_bn checkerboard seed 0;
+    # unlearning seed 0, with verification; benchmarks/results/larger-triggers-2026-12-05/), 4 triggers
+    # at 5x took real ASR over 2% from 6 models (worst 15.1%; two verified at 4.3% and 10.3% real) to 1
+    # (2.5%, refused), median 0.42 -> 0.28%, mean accuracy drop 0.82 -> 0.76 points. It is not the
+    # default because the test suite's lab Blended small_cnn (200 clean images) lost 2.6 points on its
+    # test split (0.8 without), over the 2-point bound. A share of 0.25, 30 search steps or distillation
+    # 6 each kept it under 1 point but left 3.4-99.9% on a zoo checkerboard or Trojan; 2 triggers kept
+    # it at 1.6 points and was not measured on the zoo (session time ran out).
+    larger_triggers: int = 0  # 4 is the measured setting (with larger_budget 5)
     larger_budget: float = 5.0
     larger_share: float = 0.5
     larger_steps: int = 100

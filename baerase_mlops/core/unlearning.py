@@ -5,8 +5,8 @@
   flagged class toward that class, and an L1 pull toward the original weights:
   ``alpha * CE(f(x), y) - min(CE(f(x + T), t), flood) + lambda * |theta - theta_0|_1``.
   The ascent is bounded twice: per image it stops at ``flood`` (no gradient beyond), and
-  the gradient norm is clipped. The L1 term is applied as its proximal step. Beside the
-  recovered triggers it ascends on larger ones (``UnlearningConfig.larger_triggers``), searched
+  the gradient norm is clipped. The L1 term is applied as its proximal step. Opt-in, beside
+  the recovered triggers it ascends on larger ones (``UnlearningConfig.larger_triggers``), searched
   once on the original model within a few times the recovered size: the recovered trigger is
   the smallest that works, often a fragment of the attacker's.
 * :class:`NeuralCleanseUnlearning`: fine-tune on clean images, a share of them stamped
