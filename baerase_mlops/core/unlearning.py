@@ -256,12 +256,7 @@ class Unlearner(ABC):
                     mask = (mask[0] * scale).clamp(0.0, 1.0)
                     pattern = pattern[0].expand(count, -1, -1, -1)
                     if shift > 0:
-                        # half of them moved, half where recovered: a fixed trigger stays unlearnt in place
-                        both = torch.cat([mask.expand(count, -1, -1, -1), pattern], 1)
-                        moved = random_shift(both, shift, generator, "constant")
-                        keep = (torch.rand(count, generator=generator) < 0.5).to(x.device)
-                        both = torch.where(keep[:, None, None, None], both, moved)
-                        mask, pattern = both[:, :1], both[:, 1:]
+                        mask, pattern = move_half(mask.expand(count, -1, -1, -1), pattern, shift, generator)
                     stamped[rows] = stamp(x[rows], mask, pattern)
         return stamped
 
@@ -316,11 +311,7 @@ class Unlearner(ABC):
             mask = torch.cat([triggers[i].mask for i in pick]).to(x.device)
             pattern = torch.cat([triggers[i].pattern for i in pick]).to(x.device)
             if c.trigger_shift > 0:
-                both = torch.cat([mask, pattern], 1)
-                moved = random_shift(both, c.trigger_shift, generator, "constant")
-                keep = (torch.rand(count, generator=generator) < 0.5).to(x.device)
-                both = torch.where(keep[:, None, None, None], both, moved)
-                mask, pattern = both[:, :1], both[:, 1:]
+                mask, pattern = move_half(mask, pattern, c.trigger_shift, generator)
             stamped[rows] = stamp(x[rows], mask, pattern)
         return stamped
 
@@ -359,6 +350,18 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator, mo
     padded = F.pad(x, (max_shift,) * 4, mode=mode)
     offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator).tolist()
     return torch.stack([padded[i, :, r : r + h, c : c + w] for i, (r, c) in enumerate(offsets)])
+
+
+def move_half(
+    mask: torch.Tensor, pattern: torch.Tensor, max_shift: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row triggers (N x 1 x H x W masks, N x C x H x W patterns), half of them moved by up to
+    ``max_shift`` pixels and half left where they are: a fixed trigger stays unlearnt in place."""
+    both = torch.cat([mask, pattern], 1)
+    moved = random_shift(both, max_shift, generator, "constant")
+    keep = (torch.rand(len(both), generator=generator) < 0.5).to(both.device)
+    both = torch.where(keep[:, None, None, None], both, moved)
+    return both[:, :1], both[:, 1:]
 
 
 class BaeraseUnlearning(Unlearner):
