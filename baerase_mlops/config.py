@@ -171,6 +171,13 @@ class UnlearningConfig:
     eval_draws: int = 4  # fresh triggers per held-out image when measuring recovered-trigger ASR
     target_asr: float = 0.01  # stop once the recovered-trigger ASR is at or under this ...
     settle_evals: int = 3  # ... at this many measurements in a row (the smallest trigger goes first)
+    # ... and then goes on while the kept checkpoint's clean accuracy is more than this under the
+    # original's (None: stop at once), until ``settle_evals`` more measurements bring no better one.
+    # The ascent costs accuracy while the triggers still work; once they reach the flood it has no
+    # gradient left, and the clean terms win the accuracy back.
+    repair_within: float | None = None
+    # Weight of CE(f(x + T), y) on the triggered images (their true labels; 0 = the paper's loss).
+    relabel: float = 0.0
     amplify: float = 2.0  # masks scaled by u ~ U[1, amplify]: stronger versions are unlearnt too
     max_accuracy_drop: float = 0.02  # a checkpoint may lose at most this clean accuracy
     target_share: float = 0.25  # share of each clean batch drawn from the flagged classes' own images

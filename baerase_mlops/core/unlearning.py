@@ -73,6 +73,17 @@ class UnlearningResult:
     searched: bool = False
 
 
+def repaired(
+    best: Checkpoint, before: Checkpoint, history: list[Checkpoint], *, within: float | None, patience: int
+) -> bool:
+    """Whether an unlearning whose triggers have settled may stop: the kept checkpoint ``best`` is
+    within ``within`` of the original's clean accuracy (``within=None``: always), or none of the
+    last ``patience`` measurements in ``history`` became the kept one (no more is coming back)."""
+    if within is None or best.clean_accuracy >= before.clean_accuracy - within - 1e-9:
+        return True
+    return all(point.step != best.step for point in history[-patience:])
+
+
 class Unlearner(ABC):
     """Make a model forget the triggers of ``targets``; configure, then call :meth:`unlearn`."""
 
@@ -210,7 +221,9 @@ class Unlearner(ABC):
                     best = point
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 settled = settled + 1 if point.recovered_asr <= c.target_asr else 0
-                if settled >= c.settle_evals:
+                if settled >= c.settle_evals and repaired(
+                    best, before, history, within=c.repair_within, patience=c.settle_evals
+                ):
                     break
         self.progress(f"unlearning ({self.method})", c.max_steps, c.max_steps)
         model.load_state_dict(best_state)
@@ -372,8 +385,12 @@ class BaeraseUnlearning(Unlearner):
         c = self.config
         clean = F.cross_entropy(model(x), y)
         keep = y != targets  # an image of the target class itself is right to go there
-        ascent = F.cross_entropy(model(stamped[keep]), targets[keep], reduction="none").clamp(max=c.flood)
-        return c.alpha * clean - (ascent.mean() if len(ascent) else 0.0)
+        logits = model(stamped[keep])
+        ascent = F.cross_entropy(logits, targets[keep], reduction="none").clamp(max=c.flood)
+        loss = c.alpha * clean - (ascent.mean() if len(ascent) else 0.0)
+        if c.relabel > 0 and len(ascent):
+            loss = loss + c.relabel * F.cross_entropy(logits, y[keep])
+        return loss
 
 
 class NeuralCleanseUnlearning(Unlearner):
