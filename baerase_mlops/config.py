@@ -142,7 +142,9 @@ class UnlearningConfig:
 
     The stopping rule uses only what a defender has: after every ``eval_every`` steps it
     measures clean accuracy and recovered-trigger ASR on the held-out part of the clean
-    set, stops once that ASR is at or under ``target_asr``, and keeps the best checkpoint:
+    set, stops once that ASR is at or under ``target_asr`` (``settle_evals`` times in a row) and
+    the kept checkpoint is within ``repair_within`` of the original's clean accuracy or has not
+    improved for ``settle_evals`` measurements, and keeps the best checkpoint:
     the lowest recovered-trigger ASR among those whose clean accuracy is within
     ``max_accuracy_drop`` of the original (ties: the higher accuracy, then the later).
     Clean accuracy is measured on every clean image (the unlearning part too): with 5% of
@@ -172,12 +174,18 @@ class UnlearningConfig:
     target_asr: float = 0.01  # stop once the recovered-trigger ASR is at or under this ...
     settle_evals: int = 3  # ... at this many measurements in a row (the smallest trigger goes first)
     # ... and then goes on while the kept checkpoint's clean accuracy is more than this under the
-    # original's (None: stop at once), until ``settle_evals`` more measurements bring no better one.
-    # The ascent costs accuracy while the triggers still work; once they reach the flood it has no
-    # gradient left, and the clean terms win the accuracy back.
-    repair_within: float | None = None
-    # Weight of CE(f(x + T), y) on the triggered images (their true labels; 0 = the paper's loss).
-    relabel: float = 0.0
+    # original's (None: stop at once), until ``settle_evals`` more measurements bring no better one:
+    # the ascent costs accuracy while the triggers still work, and once they reach the flood the
+    # clean terms win it back (the test suite's lab Trojan lost 2.7 points on its test split
+    # without this, 0.7 with it).
+    repair_within: float | None = 0.005
+    # Weight of CE(f(x + T), y) on the triggered images, toward their true labels (0 = the paper's
+    # loss; Neural Cleanse's unlearning keeps those labels too). Without it the ascent sends the
+    # triggered images to whichever class comes next, and can make that class a new shortcut: on
+    # the suite's lab BadNets with 1,000 clean images, class 5's smallest trigger halved (51 -> 26)
+    # and the verification's fresh scan flagged it. Measured on the zoo beside the flood-8 ascent:
+    # benchmarks/results/erasure-relabel-2026-12-05/.
+    relabel: float = 1.0
     amplify: float = 2.0  # masks scaled by u ~ U[1, amplify]: stronger versions are unlearnt too
     max_accuracy_drop: float = 0.02  # a checkpoint may lose at most this clean accuracy
     target_share: float = 0.25  # share of each clean batch drawn from the flagged classes' own images

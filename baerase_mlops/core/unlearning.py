@@ -2,8 +2,11 @@
 
 * :class:`BaeraseUnlearning` (the paper's step 2): descent on clean data, gradient ascent
   on images stamped with triggers drawn afresh from the recovered generator of each
-  flagged class toward that class, and an L1 pull toward the original weights:
-  ``alpha * CE(f(x), y) - min(CE(f(x + T), t), flood) + lambda * |theta - theta_0|_1``.
+  flagged class toward that class, descent on the same triggered images toward their true
+  labels (``relabel``: the ascent alone sends them to whichever class comes next, and can make
+  it a new shortcut), and an L1 pull toward the original weights:
+  ``alpha * CE(f(x), y) - min(CE(f(x + T), t), flood) + relabel * CE(f(x + T), y)
+  + lambda * |theta - theta_0|_1``.
   The ascent is bounded twice: per image it stops at ``flood`` (no gradient beyond), and
   the gradient norm is clipped. The L1 term is applied as its proximal step. Opt-in, beside
   the recovered triggers it ascends on larger ones (``UnlearningConfig.larger_triggers``), searched
