@@ -142,11 +142,12 @@ class UnlearningConfig:
 
     The stopping rule uses only what a defender has: after every ``eval_every`` steps it
     measures clean accuracy and recovered-trigger ASR on the held-out part of the clean
-    set, stops once that ASR is at or under ``target_asr`` (``settle_evals`` times in a row) and
-    the kept checkpoint is within ``repair_within`` of the original's clean accuracy or has not
-    improved for ``settle_evals`` measurements, and keeps the best checkpoint:
-    the lowest recovered-trigger ASR among those whose clean accuracy is within
-    ``max_accuracy_drop`` of the original (ties: the higher accuracy, then the later).
+    set, stops once that ASR is at or under ``target_asr`` (``settle_evals`` times in a row, and
+    at the kept checkpoint), not before ``min_steps``, and once the kept checkpoint is within
+    ``repair_within`` of the original's clean accuracy or has not improved for ``settle_evals``
+    measurements; it keeps the best checkpoint from ``min_steps`` on: the lowest recovered-trigger
+    ASR among those whose clean accuracy is within ``max_accuracy_drop`` of the original (ties:
+    the higher accuracy, then the later). ``core.unlearning.may_stop`` and ``better`` say it in code.
     Clean accuracy is measured on every clean image (the unlearning part too): with 5% of
     a training set, the held-out part alone cannot resolve a 2-point drop.
     """
@@ -173,6 +174,13 @@ class UnlearningConfig:
     eval_draws: int = 4  # fresh triggers per held-out image when measuring recovered-trigger ASR
     target_asr: float = 0.01  # stop once the recovered-trigger ASR is at or under this ...
     settle_evals: int = 3  # ... at this many measurements in a row (the smallest trigger goes first)
+    # ... and not before this step, nor is an earlier checkpoint kept: the recovered triggers settle
+    # within 20-30 steps while the weights still swing, and the attacker's trigger can lag (the zoo's
+    # LeNet-5 BadNets seed 2 kept step 20 at 4.88% real ASR, and was verified). Chosen by replaying
+    # the rule on traced runs of zoo and lab models (0 to 100 tried): 60 and 70 left no real ASR
+    # over 2% and no accuracy drop over 2 points, 60 the smaller worst drop (1.2 points; before, 3.6);
+    # 80 and 100 let two checkerboards back over 2%. benchmarks/results/erasure-min-steps-2026-12-06/.
+    min_steps: int = 60
     # ... and then goes on while the kept checkpoint's clean accuracy is more than this under the
     # original's (None: stop at once), until ``settle_evals`` more measurements bring no better one:
     # the ascent costs accuracy while the triggers still work, and once they reach the flood the

@@ -57,7 +57,7 @@ def test_an_erasure_that_changed_nothing_fails_verification(scan_factory):
 def test_original_model_is_not_touched(scan_factory):
     mut, data, scan = scan_factory("badnets")
     before = {k: v.clone() for k, v in mut.model.state_dict().items()}
-    run_erase(mut, data, scan, UnlearningConfig(max_steps=20), device="cpu", verification=None)
+    run_erase(mut, data, scan, UnlearningConfig(max_steps=20, min_steps=0), device="cpu", verification=None)
     assert all(torch.equal(before[k], v) for k, v in mut.model.state_dict().items())
 
 
@@ -72,7 +72,7 @@ def test_clean_model_goes_through_unchanged_when_nothing_is_flagged(scan_factory
 @pytest.mark.parametrize("larger", [0, 2])
 def test_unlearning_is_reproducible_with_a_seed(scan_factory, larger):
     mut, data, scan = scan_factory("badnets")
-    config = UnlearningConfig(max_steps=20, seed=3, larger_triggers=larger, larger_steps=20)
+    config = UnlearningConfig(max_steps=20, min_steps=0, seed=3, larger_triggers=larger, larger_steps=20)
     a = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
     b = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
     assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
@@ -110,7 +110,12 @@ def test_an_adversarially_unlearnt_model_is_never_called_cleaned(scan_factory):
     # no evidence (on the lab BadNets it verified 0% while the real trigger still took 14.6%).
     mut, data, scan = scan_factory("badnets")
     outcome = run_erase(
-        mut, data, scan, UnlearningConfig(max_steps=20, adversarial_every=10), device="cpu", verification=LIGHT_SEARCHES
+        mut,
+        data,
+        scan,
+        UnlearningConfig(max_steps=20, min_steps=0, adversarial_every=10),
+        device="cpu",
+        verification=LIGHT_SEARCHES,
     )
     assert outcome.changed and not outcome.verified
     assert "no independent evidence" in outcome.verification.reasons[0]
@@ -118,7 +123,9 @@ def test_an_adversarially_unlearnt_model_is_never_called_cleaned(scan_factory):
 
 def test_adversarial_unlearning_is_reproducible_with_a_seed(scan_factory):
     mut, _, scan = scan_factory("badnets")
-    config = UnlearningConfig(max_steps=20, seed=3, adversarial_every=10, adversarial_steps=5, trigger_shift=4)
+    config = UnlearningConfig(
+        max_steps=20, min_steps=0, seed=3, adversarial_every=10, adversarial_steps=5, trigger_shift=4
+    )
     a = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
     b = BaeraseUnlearning(config, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
     assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
@@ -128,7 +135,7 @@ def test_adversarial_unlearning_is_reproducible_with_a_seed(scan_factory):
 @pytest.mark.parametrize("method", sorted(UNLEARNING_METHODS))
 def test_every_method_shares_the_interface_and_the_stopping_rule(scan_factory, method):
     mut, _, scan = scan_factory("badnets")
-    config = UnlearningConfig(max_steps=30, eval_every=10)
+    config = UnlearningConfig(max_steps=30, min_steps=10, eval_every=10)
     result = UNLEARNING_METHODS[method](config, "cpu").unlearn(
         mut.model, scan.optimisation, scan.holdout, scan.recovery, [0]
     )
@@ -141,7 +148,15 @@ def test_every_method_shares_the_interface_and_the_stopping_rule(scan_factory, m
 def test_checkpoint_losing_too_much_accuracy_is_never_kept(scan_factory):
     mut, _, scan = scan_factory("badnets")
     reckless = UnlearningConfig(
-        lr=0.5, alpha=0.0, distill=0.0, l1_pull=0.0, flood=50.0, grad_clip=1e9, max_steps=30, max_accuracy_drop=0.0
+        lr=0.5,
+        alpha=0.0,
+        distill=0.0,
+        l1_pull=0.0,
+        flood=50.0,
+        grad_clip=1e9,
+        max_steps=30,
+        min_steps=0,
+        max_accuracy_drop=0.0,
     )
     result = BaeraseUnlearning(reckless, "cpu").unlearn(mut.model, scan.optimisation, scan.holdout, scan.recovery, [0])
     assert result.after.clean_accuracy >= result.before.clean_accuracy

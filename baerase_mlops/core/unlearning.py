@@ -87,6 +87,33 @@ def repaired(
     return all(point.step != best.step for point in history[-patience:])
 
 
+def may_stop(best: Checkpoint, before: Checkpoint, history: list[Checkpoint], config: UnlearningConfig) -> bool:
+    """Whether the unlearning may stop after the last measurement in ``history``, ``best`` being the
+    kept checkpoint: at or after ``min_steps``, the last ``settle_evals`` measurements at or under
+    ``target_asr``, the kept checkpoint too (else none within the accuracy bound has reached it yet:
+    stopping would hand back a model that never did), and :func:`repaired`."""
+    c = config
+    recent = history[len(history) - c.settle_evals :]
+    settled = all(point.step > 0 and point.recovered_asr <= c.target_asr for point in recent)
+    return (
+        history[-1].step >= c.min_steps
+        and settled
+        and best.recovered_asr <= c.target_asr
+        and repaired(best, before, history, within=c.repair_within, patience=c.settle_evals)
+    )
+
+
+def better(point: Checkpoint, best: Checkpoint, before: Checkpoint, config: UnlearningConfig) -> bool:
+    """Whether ``point`` replaces ``best`` as the kept checkpoint: measured at or after ``min_steps``,
+    within ``max_accuracy_drop`` of the original's clean accuracy, and a recovered-trigger ASR at
+    or under the kept one's (ties: the higher accuracy, then the later)."""
+    if point.step < config.min_steps:
+        return False
+    if point.clean_accuracy < before.clean_accuracy - config.max_accuracy_drop - 1e-9:
+        return False
+    return (point.recovered_asr, -point.clean_accuracy) <= (best.recovered_asr, -best.clean_accuracy)
+
+
 class Unlearner(ABC):
     """Make a model forget the triggers of ``targets``; configure, then call :meth:`unlearn`."""
 
@@ -160,7 +187,6 @@ class Unlearner(ABC):
         history = [before]
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         best = before
-        settled = 0
         step = 0
         target_pool = torch.nonzero(torch.isin(train.y, target_of)).flatten()
         n_target = int(round(c.target_share * c.batch_size)) if len(target_pool) else 0
@@ -220,13 +246,10 @@ class Unlearner(ABC):
             if step % c.eval_every == 0:
                 point = measure(step)
                 history.append(point)
-                if self._better(point, best, before):
+                if better(point, best, before, c):
                     best = point
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                settled = settled + 1 if point.recovered_asr <= c.target_asr else 0
-                if settled >= c.settle_evals and repaired(
-                    best, before, history, within=c.repair_within, patience=c.settle_evals
-                ):
+                if may_stop(best, before, history, c):
                     break
         self.progress(f"unlearning ({self.method})", c.max_steps, c.max_steps)
         model.load_state_dict(best_state)
@@ -246,11 +269,6 @@ class Unlearner(ABC):
             seed=c.seed,
             searched=c.adversarial_every > 0,
         )
-
-    def _better(self, point: Checkpoint, best: Checkpoint, before: Checkpoint) -> bool:
-        if point.clean_accuracy < before.clean_accuracy - self.config.max_accuracy_drop - 1e-9:
-            return False
-        return (point.recovered_asr, -point.clean_accuracy) <= (best.recovered_asr, -best.clean_accuracy)
 
     @staticmethod
     def _stamp(
