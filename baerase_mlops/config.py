@@ -177,9 +177,10 @@ class UnlearningConfig:
     # ... and not before this step, nor is an earlier checkpoint kept: the recovered triggers settle
     # within 20-30 steps while the weights still swing, and the attacker's trigger can lag (the zoo's
     # LeNet-5 BadNets seed 2 kept step 20 at 4.88% real ASR, and was verified). Chosen by replaying
-    # the rule on traced runs of zoo and lab models (0 to 100 tried): 60 and 70 left no real ASR
-    # over 2% and no accuracy drop over 2 points, 60 the smaller worst drop (1.2 points; before, 3.6);
-    # 80 and 100 let two checkerboards back over 2%. benchmarks/results/erasure-min-steps-2026-12-06/.
+    # the rule on 50 traced runs of zoo and lab models (0 to 100 tried): at 60 the runs over 2% real
+    # ASR fell 5 -> 2 and the worst accuracy drop 3.6 -> 1.2 points, the smallest setting with no drop
+    # over 2; the two left are one small_cnn BadNets whose real ASR swings 1-12% between checkpoints
+    # whatever the rule. benchmarks/results/erasure-min-steps-2026-12-06/.
     min_steps: int = 60
     # ... and then goes on while the kept checkpoint's clean accuracy is more than this under the
     # original's (None: stop at once), until ``settle_evals`` more measurements bring no better one:
