@@ -68,6 +68,11 @@ def test_settled_triggers_do_not_stop_the_unlearning_while_the_kept_checkpoint_h
     assert not may_stop(BEFORE, BEFORE, history, UnlearningConfig(min_steps=0))
 
 
+def test_a_single_settled_measurement_is_not_settle_evals_of_them():
+    history = _points((0.978, 0.0))
+    assert not may_stop(history[-1], BEFORE, history, UnlearningConfig(min_steps=0, settle_evals=3))
+
+
 def test_one_measurement_above_the_target_restarts_the_settling():
     history = _points((0.978, 0.0), (0.978, 0.05), (0.978, 0.0), (0.978, 0.0))
     assert not may_stop(history[-1], BEFORE, history, UnlearningConfig(min_steps=0))

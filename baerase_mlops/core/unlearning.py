@@ -93,7 +93,8 @@ def may_stop(best: Checkpoint, before: Checkpoint, history: list[Checkpoint], co
     ``target_asr``, the kept checkpoint too (else none within the accuracy bound has reached it yet:
     stopping would hand back a model that never did), and :func:`repaired`."""
     c = config
-    recent = history[len(history) - c.settle_evals :]
+    # max(.., 0): a history shorter than settle_evals starts at the original (step 0), which never settles
+    recent = history[max(len(history) - c.settle_evals, 0) :]
     settled = all(point.step > 0 and point.recovered_asr <= c.target_asr for point in recent)
     return (
         history[-1].step >= c.min_steps
