@@ -4,10 +4,11 @@ A traced run unlearns for 200 steps without stopping and records, every 10 steps
 defender measures (clean accuracy on every clean image, recovered-trigger ASR on the stopping
 set) and what the lab knows (the attacker's real ASR and the accuracy on the lab test split).
 Training does not depend on the stopping rule (its measurements draw from their own generator),
-so any rule can be replayed on the trace: which checkpoint it keeps, and when it stops. This is
-core.unlearning.may_stop and better, written again over the trace's dictionaries.
+so any rule can be replayed on the trace: which checkpoint it keeps, and when it stops, by the
+product's own core.unlearning.better and may_stop.
 
-    python simulate.py trace-lab.jsonl trace-zoo-lenet5.jsonl trace-zoo-small_cnn-conv_bn.jsonl --per-run > simulate.md
+    PYTHONPATH=../../.. python simulate.py --per-run \
+        trace-lab.jsonl trace-zoo-lenet5.jsonl trace-zoo-small_cnn-conv_bn.jsonl > simulate.md
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from dataclasses import replace
+
+from baerase_mlops.config import UnlearningConfig
+from baerase_mlops.core.unlearning import Checkpoint, better, may_stop
 
 VARIANTS = {
     "settle at once (before)": {"min_steps": 0},
@@ -24,27 +29,23 @@ VARIANTS = {
     "min_steps 70": {"min_steps": 70},
     "min_steps 80": {"min_steps": 80},
     "min_steps 100": {"min_steps": 100},
-    "settle 5": {"min_steps": 0, "settle": 5},
-    "min_steps 60, settle 5": {"min_steps": 60, "settle": 5},
+    "settle 5": {"min_steps": 0, "settle_evals": 5},
+    "min_steps 60, settle 5": {"min_steps": 60, "settle_evals": 5},
 }
 
 
-def replay(trace, *, target=0.01, settle=3, within=0.005, max_drop=0.02, min_steps=0):
-    """(kept checkpoint, step it stopped at or None) under the rule with these settings."""
-    before = trace[0]
-    best, history, settled = before, [before], 0
-    for point in trace[1:]:
-        history.append(point)
-        settled = settled + 1 if point["rec"] <= target else 0
-        keepable = point["step"] >= min_steps and point["clean_acc"] >= before["clean_acc"] - max_drop - 1e-9
-        if keepable and (point["rec"], -point["clean_acc"]) <= (best["rec"], -best["clean_acc"]):
-            best = point
-        repaired = best["clean_acc"] >= before["clean_acc"] - within - 1e-9 or all(
-            q["step"] != best["step"] for q in history[-settle:]
-        )
-        if point["step"] >= min_steps and settled >= settle and best["rec"] <= target and repaired:
-            return best, point["step"]
-    return best, None
+def replay(trace, **rule):
+    """(kept point, step it stopped at or None) under UnlearningConfig with ``rule``, decided by
+    the product's own core.unlearning.better and may_stop on the trace's measurements."""
+    config = replace(UnlearningConfig(), **rule)
+    points = [Checkpoint(p["step"], p["clean_acc"], p["rec"]) for p in trace]
+    before, best = points[0], 0
+    for i, point in enumerate(points[1:], start=1):
+        if better(point, points[best], before, config):
+            best = i
+        if may_stop(points[best], before, points[: i + 1], config):
+            return trace[best], point.step
+    return trace[best], None
 
 
 def outcomes(runs, **rule):
