@@ -25,9 +25,9 @@ from baerase_mlops.lab.train import LabResult, train_lab_model
 # 15 ms there instead of 52 (one AVX2 core, a batch of 64). Two models take other settings, both
 # measured on 2026-12-06 (AVX2 CPU): at width 16 the random-position checkerboard took 87% of the
 # test images after the lab's 6 epochs, 95% after 10 and 97% after 12 (width 32, 6 epochs: 99%),
-# so it trains for 12; and the Blended erasure at seed 0 was refused by its verification because
-# 1 of its 18 held-out images (5.6%) still opened (real ASR 0.1-1.4% at widths 16-24), while at
-# seed 1 it is verified with a 0.1% real ASR.
+# so it trains for 12; and the Blended erasure at seed 0 was refused by its verification at widths
+# 16 and 24, each time because 1 of its 18 held-out images (5.6%) still opened (real ASR at width
+# 24: 1.4%), while at seed 1 (width 16) it is verified with a real ASR of 0.1%.
 TEST_LAB = LabConfig(width=16)
 LAB_MODELS = {
     "badnets": {"attack": "badnets", "target": 0, "kwargs": {}, "lab": {}},
