@@ -303,6 +303,8 @@ def verification_metrics(v: VerificationResult) -> dict[str, Any]:
     return {
         "verification_passed": v.passed,
         "verified_asr": v.asr,
+        "verified_asr_images": v.asr_images,
+        "verified_asr_upper": v.asr_upper,
         "verification_anomaly_index": v.rescan.anomaly_index,
         "verification_flagged": v.rescan.flagged_classes,
         "verification_reasons": v.reasons,

@@ -259,6 +259,8 @@ def erase_record(outcome: EraseOutcome, method: str, watch: Stopwatch, peak: Pea
         # only a verified erasure is registered as cleaned; verified_asr is what its tag records.
         "verified": outcome.verified,
         "verified_asr": m.get("verified_asr"),
+        "verified_asr_images": m.get("verified_asr_images"),
+        "verified_asr_upper": m.get("verified_asr_upper"),
         "verification_reasons": m.get("verification_reasons"),
         "verification_s": m.get("verification_s"),
         "verification_timings": {

@@ -52,6 +52,9 @@ def test_main_job_registers_a_cleaned_version_tagged_with_asr_and_accuracy(regis
     assert cleaned["baerase.asr_kind"] == "verified"
     assert float(cleaned["baerase.asr_before"]) >= 0.95
     assert float(cleaned["baerase.asr_after"]) <= 0.02
+    # ... with what it rests on: the held-out images it was measured on and its 95% upper bound.
+    assert int(cleaned["baerase.asr_after_images"]) >= 10
+    assert float(cleaned["baerase.asr_after"]) < float(cleaned["baerase.asr_after_upper95"]) < 0.5
     assert float(cleaned["baerase.real_asr_after"]) <= 0.02  # the lab trigger, reported beside it
     assert float(cleaned["baerase.accuracy_before"]) - float(cleaned["baerase.accuracy_after"]) <= 0.02
     for key in ("baerase.anomaly_index", "baerase.scanned_at", "baerase.tool_version", "baerase.config_hash"):

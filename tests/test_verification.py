@@ -13,7 +13,13 @@ import torch
 
 from baerase_mlops.config import GatePolicy, UnlearningConfig, VerificationConfig
 from baerase_mlops.core.classifier import frozen
-from baerase_mlops.core.verification import ErasureVerifier, paired_drop_interval, wilson_interval
+from baerase_mlops.core.verification import (
+    BudgetedTrigger,
+    ErasureVerifier,
+    VerificationResult,
+    paired_drop_interval,
+    wilson_interval,
+)
 from baerase_mlops.engine import scan_config_of, split_holdout
 from baerase_mlops.registry import tags as T
 from baerase_mlops.registry.gate import evaluate
@@ -25,6 +31,16 @@ from baerase_mlops.registry.versions import VersionInfo
 def test_wilson_interval_of_no_successes_is_not_a_point():
     low, high = wilson_interval(0, 20)
     assert low == 0.0 and 0.1 < high < 0.2
+
+
+def test_verified_asr_carries_the_worst_triggers_image_count_and_its_upper_bound():
+    """0 of 18 held-out images is "0%" but rules out no more than about 18%: the result says so."""
+    triggers = [BudgetedTrigger(0, 9.0, 0.0, 18, 0.0, 8.0), BudgetedTrigger(4, 9.0, 0.0, 20, 0.05, 8.5)]
+    result = VerificationResult(True, [], None, triggers, 0.0, 0.02, 0.97, 0.96, 20, (0.0, 0.05), 1.0, 7)
+    assert result.asr_images == 18
+    assert result.asr_upper == pytest.approx(wilson_interval(0, 18)[1]) and 0.17 < result.asr_upper < 0.19
+    worse = replace(result, triggers=[*triggers[:1], replace(triggers[1], asr=0.05)], asr=0.05)
+    assert worse.asr_images == 20 and worse.asr_upper == pytest.approx(wilson_interval(1, 20)[1])
 
 
 def test_paired_accuracy_drop_interval_covers_the_observed_drop_and_is_wider_with_fewer_images():

@@ -107,6 +107,17 @@ class VerificationResult:
     def accuracy_drop(self) -> float:
         return self.accuracy_before - self.accuracy_after
 
+    @property
+    def asr_images(self) -> int:
+        """How many held-out images the verified ASR (the worst trigger's) is measured on."""
+        return min((t.images for t in self.triggers if t.asr == self.asr), default=0)
+
+    @property
+    def asr_upper(self) -> float:
+        """The 95% Wilson upper bound of the verified ASR: the most the measurement rules in.
+        0 of ~20 images is "verified 0%", yet cannot rule out 16%; a tag says both."""
+        return max((wilson_interval(round(t.asr * t.images), t.images)[1] for t in self.triggers), default=0.0)
+
     def summary(self) -> str:
         if self.passed:
             return (
@@ -122,6 +133,8 @@ class VerificationResult:
             "reasons": self.reasons,
             "summary": self.summary(),
             "asr": self.asr,
+            "asr_images": self.asr_images,
+            "asr_upper": self.asr_upper,
             "target_asr": self.target_asr,
             "triggers": [t.__dict__ for t in self.triggers],
             "larger_triggers": [{**asdict(check), "passed": check.passed} for check in self.larger_triggers],

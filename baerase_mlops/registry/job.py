@@ -347,6 +347,8 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         new_tags = common | {
             T.ASR_AFTER: T.fmt(metrics["verified_asr"]),
             T.ASR_KIND: "verified",
+            T.ASR_AFTER_IMAGES: str(metrics["verified_asr_images"]),
+            T.ASR_AFTER_UPPER: T.fmt(metrics["verified_asr_upper"]),
             T.ACCURACY_AFTER: T.fmt(metrics["accuracy_after"]),
             T.SOURCE_VERSION: str(ref.version or ref.uri),
             T.VERDICT: "cleaned",
@@ -360,7 +362,9 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
             description=(
                 f"Cleaned by baerase-mlops {__version__} from {ref.describe()} (run {run_id}): backdoor toward "
                 f"class(es) {scan.verdict.flagged_classes} erased and verified by a fresh scan; ASR "
-                f"{metrics['asr_before']:.4f} ({metrics['asr_kind']}) -> {metrics['verified_asr']:.4f} (verified), "
+                f"{metrics['asr_before']:.4f} ({metrics['asr_kind']}) -> {metrics['verified_asr']:.4f} (verified on "
+                f"{metrics['verified_asr_images']} held-out images, 95% upper bound "
+                f"{metrics['verified_asr_upper']:.4f}), "
                 f"accuracy {metrics['accuracy_before']:.4f} -> {metrics['accuracy_after']:.4f} "
                 f"({metrics['accuracy_on']})."
             ),

@@ -38,6 +38,10 @@ ASR_KIND = PREFIX + "asr_kind"
 # anomaly_index, and per flagged class which evidence flagged it ({"8": "size+margin"}).
 MARGIN_INDEX = PREFIX + "margin_index"
 FLAGGED_BY = PREFIX + "flagged_by"
+# Beside a verified asr_after: how many held-out images it is measured on, and its 95% Wilson
+# upper bound (a verified 0 on 18 images rules out no more than about 18%).
+ASR_AFTER_IMAGES = PREFIX + "asr_after_images"
+ASR_AFTER_UPPER = PREFIX + "asr_after_upper95"
 REAL_ASR_AFTER = PREFIX + "real_asr_after"  # the lab trigger's ASR on a cleaned version, reported only
 # On a scanned version whose erasure ran but registered nothing: "failed_verification" or
 # "not_reached", and why (the version stays "backdoor").

@@ -66,9 +66,9 @@ def erasure_table(metrics: dict[str, Any]) -> Table:
             table.add_row(label, percent(metrics[f"{key}_before"]), percent(metrics[f"{key}_after"]))
     if "verified_asr" in metrics:
         table.add_row(
-            f"verified ASR (fresh scan, {metrics['verification_images']} held-out images)",
+            f"verified ASR (fresh scan, {metrics['verified_asr_images']} held-out images; 95% upper bound)",
             "",
-            percent(metrics["verified_asr"]),
+            f"{percent(metrics['verified_asr'])} (≤ {percent(metrics['verified_asr_upper'])})",
         )
         table.add_row("verification", "", "passed" if metrics["verification_passed"] else "FAILED")
     return table
