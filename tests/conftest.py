@@ -54,7 +54,6 @@ LONGEST_FIRST = (
     "test_erase.py",
     "test_registry_scan.py",
     "test_verification.py",
-    "test_s3_mlflow.py",
     "test_gate.py",
     "test_benchmarks.py",
     "test_webhooks.py",

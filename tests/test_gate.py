@@ -77,6 +77,19 @@ def test_gate_promotes_the_cleaned_version_without_scanning_again(registry, back
     assert _alias(registry, name, "champion") == "2"
 
 
+def test_the_cleaned_versions_tags_report_the_lab_triggers_real_asr_beside_the_verified_one(
+    registry, backdoored, first_gate
+):
+    """The gate scanned on builtin:mnist, the lab model's own data: the attacker's trigger and the
+    lab's test split are known, so the trigger's ASR after erasure is reported (never used to
+    decide), and the verified number, from fresh triggers, does not flatter it."""
+    name, _ = backdoored
+    cleaned = registry.get_model_version(name, "2").tags
+    assert cleaned["baerase.asr_kind"] == "verified"
+    assert float(cleaned["baerase.real_asr_after"]) <= 0.02
+    assert float(cleaned["baerase.asr_after"]) >= float(cleaned["baerase.real_asr_after"]) - 0.02
+
+
 def test_cleaned_version_outside_the_bounds_is_refused(registry, backdoored, first_gate):
     """The cleaned version's own tags, with a verified ASR above the bound (the measured one is
     often 0, which no bound refuses): a copy of version 2 carries them."""
