@@ -79,6 +79,7 @@ class Profile:
     device: str = "auto"
     recovery_overrides: dict[str, Any] = field(default_factory=dict)  # RecoveryConfig fields
     unlearning_overrides: dict[str, Any] = field(default_factory=dict)  # UnlearningConfig fields
+    verification_overrides: dict[str, Any] = field(default_factory=dict)  # VerificationConfig fields
     shortened: str = ""  # why and how the defaults were shortened; empty when they were not
 
     def total_models(self) -> int:
@@ -95,7 +96,11 @@ SMOKE = Profile(
     datasets=(DatasetPlan("builtin-mnist", "builtin:mnist", {"lenet5": {}}, seeds=(0,), cases=("badnets", "clean")),),
     recovery_overrides={"steps": 200},
     unlearning_overrides={"max_steps": 100},
-    shortened="scan 200 recovery steps (default 400), unlearning at most 100 steps (default 300); "
+    # The verification's trigger searches were 60 of the run's ~95 s (three erasures, 18-21 s each,
+    # 2026-12-07, 2-core AVX-512 CPU, under make test's load): one 50-step restart per search here.
+    verification_overrides={"steps": 50, "restarts": 1, "reference_restarts": 1},
+    shortened="scan 200 recovery steps (default 400), unlearning at most 100 steps (default 300), "
+    "verification searches of one 50-step restart (default two of 150); "
     "lab models on builtin:mnist (4,000 training images, 6 epochs)",
 )
 

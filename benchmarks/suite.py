@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from baerase_mlops.config import ScanConfig, UnlearningConfig
+from baerase_mlops.config import ScanConfig, UnlearningConfig, VerificationConfig
 from baerase_mlops.core.scan import ScanResult
 from baerase_mlops.data import load_images
 from baerase_mlops.engine import CleanData, EraseOutcome, prepare_clean_data, run_erase, run_scan
@@ -62,6 +62,10 @@ def scan_config(profile: Profile, seed: int, method: str = "baerase") -> ScanCon
 
 def unlearning_config(profile: Profile, seed: int) -> UnlearningConfig:
     return replace(UnlearningConfig(), **profile.unlearning_overrides, seed=seed)
+
+
+def verification_config(profile: Profile) -> VerificationConfig:
+    return replace(VerificationConfig(), **profile.verification_overrides)
 
 
 def run_dataset(settings: Settings, plan: DatasetPlan, log: Log, record: Callable[[dict[str, Any]], None]) -> None:
@@ -236,7 +240,8 @@ def timed_erase(
     settings: Settings, lab: LabModel, data: CleanData, scan: ScanResult, config: UnlearningConfig, method: str
 ) -> dict[str, Any]:
     with PeakMemory(settings.device) as peak, Stopwatch() as watch:
-        outcome = run_erase(lab.mut, data, scan, config, method, str(settings.device))
+        verification = verification_config(settings.profile)
+        outcome = run_erase(lab.mut, data, scan, config, method, str(settings.device), verification=verification)
     return erase_record(outcome, method, watch, peak)
 
 

@@ -75,7 +75,7 @@ def test_the_zoo_covers_what_issue_12_asks():
     )
     gtsrb = next(d for d in ZOO.datasets if d.name == "gtsrb")
     assert all(o.get("augment") == "crop" for o in gtsrb.archs.values())  # a mirrored sign is another sign
-    assert not ZOO.recovery_overrides and not ZOO.unlearning_overrides  # the product's defaults
+    assert not ZOO.recovery_overrides and not ZOO.unlearning_overrides and not ZOO.verification_overrides  # defaults
     assert SMOKE.shortened and set(PROFILES) == {"smoke", "zoo"}
 
 
