@@ -43,21 +43,21 @@ LAB_MODELS = {
 }
 
 
-# The test files that take longest, longest first (worker-seconds of a 2-core run on 2026-12-06,
-# AVX2 CPU, with the width-16 lab models: 311, 237, 163, 145, 108, 92, 89, 87, 74, 51). `make test`
-# runs two xdist workers that take whole files in collection order (--dist loadfile
-# --no-loadscope-reorder): started first, the long files overlap each other, and the short ones
-# fill the gaps at the end, instead of one long file running alone while the other worker idles
-# (that tail was 1-2 minutes of the suite).
+# The test files that take longest, longest first (worker-seconds of a 2-core run on 2026-12-07,
+# AVX-512 CPU: 224, 213 before the BadNets erasure moved to the gate, 130, 115, 77, 69, 58, 52,
+# 38). `make test` runs two xdist workers that take whole files in collection order (--dist
+# loadfile --no-loadscope-reorder): started first, the long files overlap each other, and the
+# short ones fill the gaps at the end, instead of one long file running alone while the other
+# worker idles (that tail was 1-2 minutes of the suite).
 LONGEST_FIRST = (
     "test_mlflow_project.py",
     "test_erase.py",
     "test_registry_scan.py",
     "test_verification.py",
     "test_gate.py",
-    "test_benchmarks.py",
     "test_webhooks.py",
     "test_untrusted_models.py",
+    "test_benchmarks.py",
     "test_registry_failures.py",
 )
 
@@ -67,6 +67,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     each file's own tests keep their order)."""
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def assert_erased_and_verified(m: dict) -> None:
+    """The erasure bounds on a lab model's metrics (EraseOutcome.metrics, a cleaned spec's, or
+    the job run's)."""
+    assert m["real_asr_before"] >= 0.95
+    assert m["real_asr_after"] <= 0.02
+    assert m["accuracy_before"] - m["accuracy_after"] <= 0.02
+    assert m["recovered_asr_after"] <= 0.01
+    assert m["verified_asr"] <= 0.02
+    assert m["verified_asr"] >= m["real_asr_after"] - 0.02  # the verified number does not flatter
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from baerase_mlops.core.budgeted import trigger_asr
 from baerase_mlops.core.unlearning import UNLEARNING_METHODS, BaeraseUnlearning
 from baerase_mlops.engine import run_erase
 from baerase_mlops.lab.spec import load_lab_model
+from tests.conftest import assert_erased_and_verified
 
 pytestmark = pytest.mark.slow
 
@@ -23,21 +24,11 @@ pytestmark = pytest.mark.slow
 LIGHT_SEARCHES = VerificationConfig(steps=30, restarts=1, reference_classes=1, reference_restarts=1)
 
 
-def assert_erased_and_verified(m: dict) -> None:
-    """The erasure bounds on a lab model's metrics (EraseOutcome.metrics, or a cleaned spec's)."""
-    assert m["real_asr_before"] >= 0.95
-    assert m["real_asr_after"] <= 0.02
-    assert m["accuracy_before"] - m["accuracy_after"] <= 0.02
-    assert m["recovered_asr_after"] <= 0.01
-    assert m["verified_asr"] <= 0.02
-    assert m["verified_asr"] >= m["real_asr_after"] - 0.02  # the verified number does not flatter
-
-
-# The Trojan model is erased through the CLI below (the same scan, unlearning and verification:
-# computing it twice cost a minute of CI).
-@pytest.mark.parametrize("name", ["badnets", "blended"])
-def test_baerase_erases_the_backdoor_and_keeps_accuracy(scan_factory, name):
-    mut, data, scan = scan_factory(name)
+# The Trojan model is erased through the CLI below, and the BadNets model by the gate's scan at the
+# defaults on the same data (test_gate.py, same bounds): the same scan, unlearning and
+# verification, each of which cost a minute of CI when computed twice.
+def test_baerase_erases_the_blended_backdoor_and_keeps_accuracy(scan_factory):
+    mut, data, scan = scan_factory("blended")
     outcome = run_erase(mut, data, scan, device="cpu")
     assert outcome.changed and outcome.metrics["reached_target"]
     assert outcome.verified, outcome.verification.reasons

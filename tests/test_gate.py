@@ -19,6 +19,7 @@ from baerase_mlops.registry.lab import register_lab_model
 from baerase_mlops.registry.versions import is_current, settings_for, version_info
 from baerase_mlops.webhooks.aliases import AliasGuard
 from baerase_mlops.webhooks.queue import JobQueue, JobSpec
+from tests.conftest import assert_erased_and_verified
 
 pytestmark = pytest.mark.slow
 
@@ -77,17 +78,20 @@ def test_gate_promotes_the_cleaned_version_without_scanning_again(registry, back
     assert _alias(registry, name, "champion") == "2"
 
 
-def test_the_cleaned_versions_tags_report_the_lab_triggers_real_asr_beside_the_verified_one(
+def test_the_gates_erasure_meets_the_erasure_bounds_and_reports_the_lab_triggers_real_asr(
     registry, backdoored, first_gate
 ):
-    """The gate scanned on builtin:mnist, the lab model's own data: the attacker's trigger and the
-    lab's test split are known, so the trigger's ASR after erasure is reported (never used to
-    decide), and the verified number, from fresh triggers, does not flatter it."""
+    """The gate scanned and erased at the defaults on builtin:mnist, the lab model's own data (the
+    BadNets erasure of the product defaults: test_erase.py does not compute it again). The
+    attacker's trigger and the lab's test split are known there, so the trigger's ASR after
+    erasure is reported beside the verified one (never used to decide)."""
     name, _ = backdoored
     cleaned = registry.get_model_version(name, "2").tags
+    metrics = registry.get_run(cleaned["baerase.run_id"]).data.metrics
+    assert_erased_and_verified(metrics)
     assert cleaned["baerase.asr_kind"] == "verified"
-    assert float(cleaned["baerase.real_asr_after"]) <= 0.02
-    assert float(cleaned["baerase.asr_after"]) >= float(cleaned["baerase.real_asr_after"]) - 0.02
+    assert float(cleaned["baerase.real_asr_after"]) == pytest.approx(metrics["real_asr_after"], abs=1e-4)
+    assert float(cleaned["baerase.asr_after"]) == pytest.approx(metrics["verified_asr"], abs=1e-4)
 
 
 def test_cleaned_version_outside_the_bounds_is_refused(registry, backdoored, first_gate):
