@@ -42,8 +42,12 @@ lint: install-test
 # files first (tests/conftest.py, LONGEST_FIRST; xdist would otherwise reorder by test count): the suite is
 # mostly CPU-bound model training and scanning, and CI has two cores. One thread each (and in the
 # jobs they start): torch's default of one thread per core in both workers oversubscribes the
-# cores, and its threads then spin waiting for each other.
-TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+# cores, and its threads then spin waiting for each other. Bytecode is written (an empty
+# PYTHONDONTWRITEBYTECODE is unset): the install does not compile (--no-compile above), and on a
+# machine whose environment sets PYTHONDONTWRITEBYTECODE=1 (this project's CI machines do) each of
+# the dozens of processes the suite starts (jobs, servers, pool and Ray workers) would compile torch, MLflow
+# and the rest from source again: 1.5 CPU-seconds more for `import torch, mlflow` alone.
+TEST_ENV := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=
 test: install-test lint
 	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
