@@ -239,8 +239,8 @@ def detection_record(scan: ScanResult, case: Case, watch: Stopwatch, peak: PeakM
 def timed_erase(
     settings: Settings, lab: LabModel, data: CleanData, scan: ScanResult, config: UnlearningConfig, method: str
 ) -> dict[str, Any]:
+    verification = verification_config(settings.profile)
     with PeakMemory(settings.device) as peak, Stopwatch() as watch:
-        verification = verification_config(settings.profile)
         outcome = run_erase(lab.mut, data, scan, config, method, str(settings.device), verification=verification)
     return erase_record(outcome, method, watch, peak)
 
