@@ -24,6 +24,7 @@ from benchmarks.aggregate import (
     values,
 )
 from benchmarks.cases import CASES
+from benchmarks.peer import PEER_SCAN
 from benchmarks.profiles import SCAN_METHODS
 from benchmarks.statistics import table as statistics_table
 from benchmarks.statistics import usable_runs
@@ -33,7 +34,7 @@ DEFENCE_NAMES = {
     "neural_cleanse": "Neural Cleanse mode",
     "fine_tuning": "fine-tuning",
 }
-SCAN_NAMES = {"baerase": "BAERASE scan", "neural_cleanse": "NC scan"}
+SCAN_NAMES = {"baerase": "BAERASE scan", "neural_cleanse": "NC scan", PEER_SCAN: "BackdoorBench NC (peer)"}
 
 # The paper's claim and the reference numbers of ../shared/DESIGN.md ("References with numbers"), quoted.
 REFERENCES = """\
@@ -212,6 +213,23 @@ def headline(runs: list[Run], defences: list[str]) -> str:
                     "—",
                     "—",
                     spread(values(have + have_clean, lambda r, s=scan: r["scans"][s]["wall_s"]), secs),
+                ]
+            )
+        )
+    # The external peer (--peer-dir) runs its detection only, on every model it was run on.
+    have = [r for r in bad if PEER_SCAN in r["scans"]]
+    have_clean = [r for r in clean if PEER_SCAN in r["scans"]]
+    if have or have_clean:
+        lines.append(
+            md_row(
+                [
+                    f"{SCAN_NAMES[PEER_SCAN]}, detection only",
+                    rate(sum(1 for r in have if r["scans"][PEER_SCAN]["right_class"]), len(have)),
+                    rate(sum(1 for r in have_clean if r["scans"][PEER_SCAN]["backdoor"]), len(have_clean)),
+                    "— (its unlearning is not run)",
+                    "—",
+                    "—",
+                    spread(values(have + have_clean, lambda r: r["scans"][PEER_SCAN]["wall_s"]), secs),
                 ]
             )
         )
@@ -463,6 +481,7 @@ def _over_claimed_count(runs: list[Run], defence: str) -> str:
 
 def timing_table(runs: list[Run], defences: list[str], order: dict[str, list[str]]) -> str:
     done = ok_runs(runs)
+    scans = ["baerase", "neural_cleanse"] + ([PEER_SCAN] if any(PEER_SCAN in r["scans"] for r in done) else [])
     lines = table_head(
         "Time and memory per phase (cost per model, for sizing shards)",
         "Per model, median (max) wall seconds on the machine of the shard that ran it (see its load average above), "
@@ -474,8 +493,7 @@ def timing_table(runs: list[Run], defences: list[str], order: dict[str, list[str
             "arch",
             "models",
             "training",
-            "BAERASE scan",
-            "NC scan",
+            *[SCAN_NAMES[s] for s in scans],
             *[f"unlearning: {DEFENCE_NAMES.get(d, d)}" for d in defences],
             "whole model",
             "peak RSS, MiB (train / scan / unlearn)",
@@ -483,10 +501,7 @@ def timing_table(runs: list[Run], defences: list[str], order: dict[str, list[str
     )
     for (dataset, arch), rs in group(done, "dataset", "arch", order=order).items():
         train = med_worst(values(rs, lambda r: r["lab"]["train_s"]), secs)
-        scan = [
-            med_worst(values(rs, lambda r, s=s: (r["scans"].get(s) or {}).get("wall_s")), secs)
-            for s in ("baerase", "neural_cleanse")
-        ]
+        scan = [med_worst(values(rs, lambda r, s=s: (r["scans"].get(s) or {}).get("wall_s")), secs) for s in scans]
         unlearn = [
             med_worst(values(rs, lambda r, d=d: (r["defences"].get(d) or {}).get("wall_s")), secs) for d in defences
         ]

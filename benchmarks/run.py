@@ -31,6 +31,7 @@ from benchmarks.cases import CASES
 from benchmarks.labcache import default_cache_dir
 from benchmarks.machine import git_commit, load_average, machine_info, utc_now
 from benchmarks.merge import MergeError, load_results, merge
+from benchmarks.peer import BackdoorBenchNC
 from benchmarks.plot import plot_results
 from benchmarks.profiles import DEFENCES, PROFILES, Profile, restrict, tiny
 from benchmarks.report import render
@@ -163,6 +164,13 @@ def choose_defences(names: str) -> tuple[str, ...]:
     help=f"Shard: only these defences (comma-separated: {', '.join(DEFENCES)}); both scans still run.",
 )
 @click.option(
+    "--peer-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A BackdoorBench checkout: also run its Neural Cleanse detection on every model (off by default; "
+    "needs opencv-python-headless, the 'peer' extra).",
+)
+@click.option(
     "--tiny",
     "is_tiny",
     is_flag=True,
@@ -197,6 +205,7 @@ def main(
     limit,
     scans_only,
     defences,
+    peer_dir,
     is_tiny,
     render_json,
     merge_from,
@@ -226,6 +235,9 @@ def main(
     elif defences:
         profile = replace(profile, defences=choose_defences(defences))
     check_datasets(profile, datasets_dir)
+    peer = BackdoorBenchNC(peer_dir) if peer_dir is not None else None
+    if peer is not None:
+        peer.load()  # a checkout that cannot be imported fails now, not after the first model
     out_path = output_path(out, profile_name, is_tiny)
     previous = None if no_merge else load_results(out_path.with_suffix(".json"))
     if previous is not None and previous["meta"]["profile"] != profile.name:
@@ -237,7 +249,12 @@ def main(
     dev = resolve_device(device or profile.device)
     with tempfile.TemporaryDirectory(prefix="baerase-bench-") as scratch:
         settings = Settings(
-            profile, datasets_dir, Path(scratch) if no_cache else (cache_dir or default_cache_dir()), not no_cache, dev
+            profile,
+            datasets_dir,
+            Path(scratch) if no_cache else (cache_dir or default_cache_dir()),
+            not no_cache,
+            dev,
+            peer=peer,
         )
         shard = run_profile(settings, command, previous, out_path)
     failed = sum(1 for r in shard["runs"] if r.get("error"))
@@ -260,6 +277,7 @@ def shard_meta(settings: Settings, command: str) -> dict[str, Any]:
         "datasets_dir": str(settings.datasets_dir),
         "cache_dir": str(settings.cache_dir),
         "models": p.total_models(),
+        "peer": {"dir": str(settings.peer.peer_dir), "commit": settings.peer.commit} if settings.peer else None,
         "datasets": [{**asdict(d), "lab_text": _lab_text(d)} for d in p.datasets],
     }
 

@@ -8,8 +8,9 @@ Defences (``profiles.DEFENCES``), each timed in the same run on the same machine
   and NC unlearning;
 - ``fine_tuning``: fine-tuning on the clean set, from the default scan.
 
-An external reference implementation (BackdoorBench's Neural Cleanse, run from a checkout the
-user points to) is not wired in yet: see the README's "Benchmarks".
+With ``--peer-dir``, an external reference implementation runs on every model too: BackdoorBench's
+Neural Cleanse detection, from the user's own checkout (``benchmarks.peer``), recorded as the scan
+``backdoorbench_nc`` beside the product's two.
 
 The defence goes through the same job functions as the CLI and the MLflow project
 (``jobs.prepare_clean_data``, ``jobs.run_scan``, ``jobs.run_erase``), so the table
@@ -35,6 +36,7 @@ from benchmarks.cases import Case, make_case
 from benchmarks.labcache import LabModel, dataset_uri, obtain_lab_model
 from benchmarks.machine import load_average, utc_now
 from benchmarks.memory import PeakMemory, Stopwatch
+from benchmarks.peer import PEER_SCAN, BackdoorBenchNC
 from benchmarks.profiles import DEFENCE_METHODS, SCAN_METHODS, DatasetPlan, Profile
 
 Log = Callable[[str], None]
@@ -48,6 +50,7 @@ class Settings:
     cache_dir: Path
     reuse: bool  # take lab models from cache_dir when there
     device: torch.device
+    peer: BackdoorBenchNC | None = None  # --peer-dir: the external reference's detection, off by default
 
 
 def run_key(run: dict[str, Any]) -> str:
@@ -136,6 +139,12 @@ def run_case(settings: Settings, plan: DatasetPlan, arch: str, uri: str, case: C
         s = scan_records[scan_method]
         log(
             f"  {scan_method} scan: flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's "
+            f"{_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s"
+        )
+    if settings.peer is not None:
+        scan_records[PEER_SCAN] = s = timed_peer_scan(settings.peer, settings, lab, data, case)
+        log(
+            f"  {PEER_SCAN} scan (peer): flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's "
             f"{_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s"
         )
     for defence in settings.profile.defences:
@@ -232,6 +241,39 @@ def detection_record(scan: ScanResult, case: Case, watch: Stopwatch, peak: PeakM
         "wall_s": watch.wall_s,
         "cpu_s": watch.cpu_s,
         "device": v.device,
+        "memory": peak.result.to_json() if peak.result else None,
+    }
+
+
+def timed_peer_scan(
+    peer: BackdoorBenchNC, settings: Settings, lab: LabModel, data: CleanData, case: Case
+) -> dict[str, Any]:
+    """The peer's detection on the same model and clean images as the product's scans, timed alike."""
+    with PeakMemory(settings.device) as peak, Stopwatch() as watch:
+        scan = peer.scan(lab.mut.model, data.clean, seed=case.seed, device=settings.device)
+    indices = scan.anomaly_indices
+    target = case.target if case.backdoored else None
+    return {
+        "method": PEER_SCAN,
+        "peer_commit": peer.commit,
+        "backdoor": bool(scan.flagged),
+        "flagged": scan.flagged,
+        "right_class": (target in scan.flagged) if target is not None else None,
+        "other_flagged": [k for k in scan.flagged if k != target],
+        "anomaly_index": scan.anomaly_index,
+        "anomaly_indices": indices,
+        "smallest_class": min(range(len(scan.norms)), key=scan.norms.__getitem__),
+        "target_anomaly_index": indices[target] if target is not None else None,
+        "target_norm": scan.norms[target] if target is not None else None,
+        "median_norm": scan.median,
+        "mad": scan.mad,
+        "threshold": scan.threshold,
+        "norms": scan.norms,
+        "class_s": scan.class_s,
+        "settings": scan.settings,
+        "wall_s": watch.wall_s,
+        "cpu_s": watch.cpu_s,
+        "device": str(settings.device),
         "memory": peak.result.to_json() if peak.result else None,
     }
 

@@ -19,6 +19,7 @@ from benchmarks.merge import MergeError, merge
 from benchmarks.profiles import PROFILES, SMOKE, ZOO, DatasetPlan, restrict, tiny
 from benchmarks.run import choose_defences, entry
 from benchmarks.suite import run_key
+from tests.conftest import LAB_MODELS
 
 
 @pytest.mark.slow
@@ -530,3 +531,52 @@ def test_the_erasure_table_counts_a_verified_erasure_whose_real_asr_is_higher_as
     runs = [run(0.126, True, 0.005), run(0.01, True, 0.0), run(0.3, False, 0.3)]
     assert _verified_count(runs, "baerase") == "2/3"
     assert _over_claimed_count(runs, "baerase") == "1/2"
+
+
+def test_a_peer_dir_that_is_not_a_backdoorbench_checkout_is_refused_before_any_model(tmp_path, capsys):
+    code = entry(["--profile", "smoke", "--peer-dir", str(tmp_path), "--out", str(tmp_path / "B.md")])
+    assert code == 4
+    err = capsys.readouterr().err
+    assert "not a BackdoorBench checkout" in err and "defense/nc.py is missing" in err
+    assert not (tmp_path / "B.json").exists()
+
+
+def test_the_peers_detection_is_counted_beside_the_products_on_every_model_it_ran_on(tmp_path):
+    from benchmarks.run import write_outputs
+
+    bad, clean = _run("badnets", 0, [3]), _run("clean", 0, [])
+    bad["scans"]["backdoorbench_nc"] = _scan([3], bad["target"], 3.5) | {"wall_s": 300.0}
+    clean["scans"]["backdoorbench_nc"] = _scan([6], None, 2.4) | {"wall_s": 300.0}
+    write_outputs(_results([bad, clean]), tmp_path / "B.md")
+    table = (tmp_path / "B.md").read_text()
+    # The peer ran beside full defences (not a scans-only shard) and still counts for detection.
+    assert (
+        "| BackdoorBench NC (peer), detection only | 1/1 (100%; 21–100) | 1/1 (100%; 21–100) "
+        "| — (its unlearning is not run) |" in table
+    )
+    assert "BackdoorBench NC (peer): detected, right class" in table  # the per-cell detection table
+    assert "| BackdoorBench NC (peer) | unlearning" in table  # its time beside the product's scans
+
+
+@pytest.mark.slow
+def test_backdoorbench_nc_from_the_users_checkout_flags_a_lab_backdoor_and_leaves_the_model_alone(
+    lab_model_factory,
+):
+    """Needs a BackdoorBench clone (CC BY-NC: never vendored) named by BAERASE_PEER_DIR, and opencv."""
+    import os
+
+    from baerase_mlops.engine import load_local_model, prepare_clean_data
+    from benchmarks.peer import BackdoorBenchNC
+
+    peer_dir = os.environ.get("BAERASE_PEER_DIR")
+    if not peer_dir:
+        pytest.skip("BAERASE_PEER_DIR is not set: no BackdoorBench checkout to run the peer from")
+    mut = load_local_model(lab_model_factory("badnets").model_path)
+    data = prepare_clean_data(None, mut)  # the clean images the product's scans get
+    before = [p.detach().clone() for p in mut.model.parameters()]
+    scan = BackdoorBenchNC(peer_dir).scan(mut.model, data.clean, seed=0, device=torch.device("cpu"))
+    assert scan.flagged[:1] == [LAB_MODELS["badnets"]["target"]]
+    assert scan.anomaly_index > 2.0 and len(scan.norms) == 10 and len(scan.class_s) == 10
+    assert scan.settings["nc_epoch"] == 80  # the peer's own config, not ours
+    assert all(p.requires_grad for p in mut.model.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, mut.model.parameters(), strict=True))
