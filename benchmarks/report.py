@@ -199,41 +199,39 @@ def headline(runs: list[Run], defences: list[str]) -> str:
         )
     # Scans-only runs (detection shards): their scans count for detection, with no erasure.
     for scan in SCAN_METHODS:
-        have = [r for r in bad if not r["defences"] and scan in r["scans"]]
-        have_clean = [r for r in clean if not r["defences"] and scan in r["scans"]]
-        if not have and not have_clean:
-            continue
-        lines.append(
-            md_row(
-                [
-                    f"{SCAN_NAMES.get(scan, scan)} alone (scans-only runs)",
-                    rate(sum(1 for r in have if r["scans"][scan]["right_class"]), len(have)),
-                    rate(sum(1 for r in have_clean if r["scans"][scan]["backdoor"]), len(have_clean)),
-                    "— (no unlearning run)",
-                    "—",
-                    "—",
-                    spread(values(have + have_clean, lambda r, s=scan: r["scans"][s]["wall_s"]), secs),
-                ]
-            )
+        row = _detection_only_row(
+            f"{SCAN_NAMES.get(scan, scan)} alone (scans-only runs)",
+            "— (no unlearning run)",
+            scan,
+            [r for r in bad if not r["defences"]],
+            [r for r in clean if not r["defences"]],
         )
+        lines += [row] if row else []
     # The external peer (--peer-dir) runs its detection only, on every model it was run on.
-    have = [r for r in bad if PEER_SCAN in r["scans"]]
-    have_clean = [r for r in clean if PEER_SCAN in r["scans"]]
-    if have or have_clean:
-        lines.append(
-            md_row(
-                [
-                    f"{SCAN_NAMES[PEER_SCAN]}, detection only",
-                    rate(sum(1 for r in have if r["scans"][PEER_SCAN]["right_class"]), len(have)),
-                    rate(sum(1 for r in have_clean if r["scans"][PEER_SCAN]["backdoor"]), len(have_clean)),
-                    "— (its unlearning is not run)",
-                    "—",
-                    "—",
-                    spread(values(have + have_clean, lambda r: r["scans"][PEER_SCAN]["wall_s"]), secs),
-                ]
-            )
-        )
+    row = _detection_only_row(
+        f"{SCAN_NAMES[PEER_SCAN]}, detection only", "— (its unlearning is not run)", PEER_SCAN, bad, clean
+    )
+    lines += [row] if row else []
     return "\n".join(lines)
+
+
+def _detection_only_row(label: str, removal: str, scan: str, bad: list[Run], clean: list[Run]) -> str | None:
+    """A headline row for a scan with no unlearning: detection and FPR over the runs that have it."""
+    have = [r for r in bad if scan in r["scans"]]
+    have_clean = [r for r in clean if scan in r["scans"]]
+    if not have and not have_clean:
+        return None
+    return md_row(
+        [
+            label,
+            rate(sum(1 for r in have if r["scans"][scan]["right_class"]), len(have)),
+            rate(sum(1 for r in have_clean if r["scans"][scan]["backdoor"]), len(have_clean)),
+            removal,
+            "—",
+            "—",
+            spread(values(have + have_clean, lambda r: r["scans"][scan]["wall_s"]), secs),
+        ]
+    )
 
 
 def lab_table(runs: list[Run], order: dict[str, list[str]]) -> str:
