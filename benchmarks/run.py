@@ -35,7 +35,7 @@ from benchmarks.peer import BackdoorBenchNC
 from benchmarks.plot import plot_results
 from benchmarks.profiles import DEFENCES, PROFILES, Profile, restrict, tiny
 from benchmarks.report import render
-from benchmarks.suite import Settings, run_dataset, scan_config, unlearning_config
+from benchmarks.suite import Settings, add_peer_scans, run_dataset, scan_config, unlearning_config
 
 ROOT = Path(__file__).resolve().parent.parent
 # The committed table; smoke and tiny runs default to a scratch folder so they never touch it.
@@ -171,6 +171,12 @@ def choose_defences(names: str) -> tuple[str, ...]:
     "needs opencv-python-headless, the 'peer' extra).",
 )
 @click.option(
+    "--peer-only",
+    is_flag=True,
+    help="With --peer-dir: add the peer's scan to the runs already in --out's JSON (of the shard's selection), "
+    "on the same cached models; nothing else runs.",
+)
+@click.option(
     "--tiny",
     "is_tiny",
     is_flag=True,
@@ -206,6 +212,7 @@ def main(
     scans_only,
     defences,
     peer_dir,
+    peer_only,
     is_tiny,
     render_json,
     merge_from,
@@ -245,6 +252,11 @@ def main(
             f"{out_path.with_suffix('.json')} holds a {previous['meta']['profile']!r} run; "
             "pass another --out or --no-merge"
         )
+    if peer_only and (peer is None or previous is None):
+        raise UsageError(
+            "--peer-only adds the peer's scan to runs already in a table: it needs --peer-dir and an existing "
+            f"{out_path.with_suffix('.json')}"
+        )
     command = click.get_current_context().obj or "python -m benchmarks.run"
     dev = resolve_device(device or profile.device)
     with tempfile.TemporaryDirectory(prefix="baerase-bench-") as scratch:
@@ -256,7 +268,7 @@ def main(
             dev,
             peer=peer,
         )
-        shard = run_profile(settings, command, previous, out_path)
+        shard = run_profile(settings, command, previous, out_path, peer_only=peer_only)
     failed = sum(1 for r in shard["runs"] if r.get("error"))
     return ExitCode.ERROR if failed else ExitCode.PASSED
 
@@ -282,9 +294,11 @@ def shard_meta(settings: Settings, command: str) -> dict[str, Any]:
     }
 
 
-def run_profile(settings: Settings, command: str, previous: dict[str, Any] | None, out_path: Path) -> dict[str, Any]:
-    """Run the shard; after every model merge what is done into ``previous`` and rewrite the outputs.
-    Returns the shard's own results (its runs only)."""
+def run_profile(
+    settings: Settings, command: str, previous: dict[str, Any] | None, out_path: Path, *, peer_only: bool = False
+) -> dict[str, Any]:
+    """Run the shard (``peer_only``: only the peer, on ``previous``'s runs); after every model merge
+    what is done into ``previous`` and rewrite the outputs. Returns the shard's own results (its runs only)."""
     p = settings.profile
     started = time.perf_counter()
     meta = shard_meta(settings, command)
@@ -303,9 +317,10 @@ def run_profile(settings: Settings, command: str, previous: dict[str, Any] | Non
         },
         "runs": [],
     }
+    what = "the peer only, on the table's runs among " if peer_only else ""
     log(
-        f"profile {p.name}: {p.total_models()} models on {settings.device}; cache {settings.cache_dir}; load average "
-        f"{load_average()}"
+        f"profile {p.name}: {what}{p.total_models()} models on {settings.device}; cache {settings.cache_dir}; "
+        f"load average {load_average()}"
     )
 
     def record(run: dict[str, Any]) -> None:
@@ -319,8 +334,11 @@ def run_profile(settings: Settings, command: str, previous: dict[str, Any] | Non
         files = write_outputs(merge(previous, json_safe(shard)), out_path, write_json=True)
         log(f"  wrote {', '.join(str(f) for f in files)}")
 
-    for plan in p.datasets:
-        run_dataset(settings, plan, log, record)
+    if peer_only:
+        add_peer_scans(settings, previous["runs"] if previous else [], log, record)
+    else:
+        for plan in p.datasets:
+            run_dataset(settings, plan, log, record)
     if not shard["runs"]:
         log("nothing to run")
     return shard

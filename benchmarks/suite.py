@@ -33,7 +33,7 @@ from baerase_mlops.core.scan import ScanResult
 from baerase_mlops.data import load_images
 from baerase_mlops.engine import CleanData, EraseOutcome, prepare_clean_data, run_erase, run_scan
 from benchmarks.cases import Case, make_case
-from benchmarks.labcache import LabModel, dataset_uri, obtain_lab_model
+from benchmarks.labcache import LabModel, dataset_uri, load_cached_model, obtain_lab_model
 from benchmarks.machine import load_average, utc_now
 from benchmarks.memory import PeakMemory, Stopwatch
 from benchmarks.peer import PEER_SCAN, BackdoorBenchNC
@@ -142,11 +142,9 @@ def run_case(settings: Settings, plan: DatasetPlan, arch: str, uri: str, case: C
             f"{_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s"
         )
     if settings.peer is not None:
-        scan_records[PEER_SCAN] = s = timed_peer_scan(settings.peer, settings, lab, data, case)
-        log(
-            f"  {PEER_SCAN} scan (peer): flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's "
-            f"{_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s"
-        )
+        target = case.target if case.backdoored else None
+        scan_records[PEER_SCAN] = timed_peer_scan(settings.peer, settings, lab.mut.model, data, case.seed, target)
+        log_peer_scan(scan_records[PEER_SCAN], log)
     for defence in settings.profile.defences:
         scan_method, unlearning = DEFENCE_METHODS[defence]
         record = timed_erase(settings, lab, data, scans[scan_method], config, unlearning)
@@ -174,6 +172,46 @@ def run_case(settings: Settings, plan: DatasetPlan, arch: str, uri: str, case: C
         "defences": defences,
         "error": None,
     }
+
+
+def add_peer_scans(
+    settings: Settings, previous: list[dict[str, Any]], log: Log, record: Callable[[dict[str, Any]], None]
+) -> None:
+    """``--peer-only``: the peer's scan added to the runs already in the table (those of the shard's
+    selection), on the very model each was run on (its cache file) and the same clean images.
+    Nothing trains and nothing of the product runs again: the run is recorded as it was, plus the peer."""
+    assert settings.peer is not None
+    selected = {
+        f"{plan.name}/{arch}/{name}/seed{seed}"
+        for plan in settings.profile.datasets
+        for arch, seed, name in plan.models()
+    }
+    for run in previous:
+        if run_key(run) not in selected or run.get("error"):
+            continue
+        path = Path(run["lab"]["model_file"])
+        log(f"{run_key(run)}: peer only, on {path.name}")
+        if not path.is_file():
+            log(f"{run_key(run)}: SKIPPED, its model {path} is not in the cache (run the product's shard again)")
+            continue
+        cached = load_cached_model(path)
+        started = time.perf_counter()
+        scan = timed_peer_scan(settings.peer, settings, cached.mut.model, cached.data, run["seed"], run.get("target"))
+        log_peer_scan(scan, log)
+        record(
+            {
+                **run,
+                "scans": {**run["scans"], PEER_SCAN: scan | {"added_at": utc_now()}},
+                "wall_s": run.get("wall_s", 0.0) + time.perf_counter() - started,
+            }
+        )
+
+
+def log_peer_scan(s: dict[str, Any], log: Log) -> None:
+    log(
+        f"  {PEER_SCAN} scan (peer): flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's "
+        f"{_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s"
+    )
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:
@@ -246,13 +284,13 @@ def detection_record(scan: ScanResult, case: Case, watch: Stopwatch, peak: PeakM
 
 
 def timed_peer_scan(
-    peer: BackdoorBenchNC, settings: Settings, lab: LabModel, data: CleanData, case: Case
+    peer: BackdoorBenchNC, settings: Settings, model: torch.nn.Module, data: CleanData, seed: int, target: int | None
 ) -> dict[str, Any]:
-    """The peer's detection on the same model and clean images as the product's scans, timed alike."""
+    """The peer's detection on the same model and clean images as the product's scans, timed alike
+    (``target``: the attacker's class, None for a clean model)."""
     with PeakMemory(settings.device) as peak, Stopwatch() as watch:
-        scan = peer.scan(lab.mut.model, data.clean, seed=case.seed, device=settings.device)
+        scan = peer.scan(model, data.clean, seed=seed, device=settings.device)
     indices = scan.anomaly_indices
-    target = case.target if case.backdoored else None
     return {
         "method": PEER_SCAN,
         "peer_commit": peer.commit,

@@ -256,6 +256,12 @@ def _defence(
     }
 
 
+def test_peer_only_needs_the_peer_and_a_table_to_add_it_to(tmp_path, capsys):
+    assert entry(["--profile", "smoke", "--peer-only", "--out", str(tmp_path / "B.md")]) == 4
+    assert "needs --peer-dir and an existing" in capsys.readouterr().err
+    assert not (tmp_path / "B.json").exists()
+
+
 def _scan(flagged: list[int], target: int | None, index: float) -> dict:
     return {
         "backdoor": bool(flagged),
