@@ -417,7 +417,8 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
         "over seeds; a backdoor the defence's scan missed is left as it was and counts with its ASR. Removed: real ASR "
         f"after ≤ {100 * REMOVED_ASR:.0f}%. Verified: the independent verification passed, so the product would "
         "register the candidate as cleaned with the verified ASR as its asr_after; over-claimed: it passed while the "
-        "real ASR was more than 2 points above that number.",
+        "real ASR was more than 2 points above that number. Drop over its estimate: the real drop was above the "
+        "upper end of the 95% interval the verification estimated on its own held-out images.",
         [
             "dataset",
             "arch",
@@ -430,6 +431,7 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
             "drop, points",
             "verified",
             "over-claimed",
+            "drop over its estimate",
         ],
     )
     done = [r for r in counted(runs) if r["backdoored"]]
@@ -452,6 +454,7 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
                         med_worst(drops(have, defence), pct2),
                         _verified_count(have, defence),
                         _over_claimed_count(have, defence),
+                        _drop_over_estimate_count(have, defence),
                     ]
                 )
             )
@@ -475,6 +478,19 @@ def _over_claimed_count(runs: list[Run], defence: str) -> str:
     if not passed:
         return "—"
     return f"{sum(1 for d in passed if d['asr_after'] > d['verified_asr'] + 0.02)}/{len(passed)}"
+
+
+def _drop_over_estimate_count(runs: list[Run], defence: str) -> str:
+    """Changed models whose real accuracy drop (lab test split) exceeds the upper end of the
+    verification's 95% interval of it (from before the estimate was recorded: not counted)."""
+    have = [
+        (d, d["accuracy_before"] - d["accuracy_after"])
+        for d in _checked(runs, defence)
+        if d.get("changed") and d.get("verification_accuracy_drop_interval")
+    ]
+    if not have:
+        return "—"
+    return f"{sum(1 for d, real in have if real > d['verification_accuracy_drop_interval'][1])}/{len(have)}"
 
 
 def timing_table(runs: list[Run], defences: list[str], order: dict[str, list[str]]) -> str:

@@ -347,6 +347,20 @@ def erase_record(outcome: EraseOutcome, method: str, watch: Stopwatch, peak: Pea
         "verified_asr_images": m.get("verified_asr_images"),
         "verified_asr_upper": m.get("verified_asr_upper"),
         "verification_reasons": m.get("verification_reasons"),
+        # The defender's accuracy estimate: the drop on the verification images (which neither the
+        # unlearning nor its stopping rule saw), its paired 95% interval and how many images it rests
+        # on; the report sets the real drop on the lab test split beside it.
+        "verification_accuracy_drop": (
+            m["verification_accuracy_before"] - m["verification_accuracy_after"]
+            if "verification_accuracy_before" in m
+            else None
+        ),
+        "verification_accuracy_drop_interval": (
+            [m["verification_accuracy_drop_low"], m["verification_accuracy_drop_high"]]
+            if "verification_accuracy_drop_low" in m
+            else None
+        ),
+        "verification_images": m.get("verification_images"),
         "verification_s": m.get("verification_s"),
         "verification_timings": {
             part: m[f"verification_{part}"]

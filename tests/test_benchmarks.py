@@ -539,6 +539,19 @@ def test_the_erasure_table_counts_a_verified_erasure_whose_real_asr_is_higher_as
     assert _over_claimed_count(runs, "baerase") == "1/2"
 
 
+def test_the_erasure_table_counts_a_real_accuracy_drop_above_the_verifications_interval():
+    from benchmarks.report import _drop_over_estimate_count
+
+    def run(real_drop: float, interval: list[float] | None) -> dict:
+        record = _defence("baerase", "baerase", True, (0.80, 0.80 - real_drop), (0.9, 0.003))
+        estimate = {"verification_accuracy_drop_interval": interval} if interval else {}
+        return {"defences": {"baerase": record | {"verified": True, "verified_asr": 0.0} | estimate}}
+
+    # CIFAR-10 vgg_bn of 2026-12-07: 2.55 points lost on the test split, no drop seen on its own images.
+    runs = [run(0.0255, [-0.01, 0.012]), run(0.004, [-0.01, 0.012]), run(0.03, None)]
+    assert _drop_over_estimate_count(runs, "baerase") == "1/2"  # the run recorded before the estimate: not counted
+
+
 def test_a_peer_dir_that_is_not_a_backdoorbench_checkout_is_refused_before_any_model(tmp_path, capsys):
     code = entry(["--profile", "smoke", "--peer-dir", str(tmp_path), "--out", str(tmp_path / "B.md")])
     assert code == 4
