@@ -599,3 +599,24 @@ def test_backdoorbench_nc_from_the_users_checkout_flags_a_lab_backdoor_and_leave
     assert scan.settings["nc_epoch"] == 80  # the peer's own config, not ours
     assert all(p.requires_grad for p in mut.model.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, mut.model.parameters(), strict=True))
+
+
+def test_stability_counts_a_model_whose_verdict_differs_between_scan_seeds_as_flipped():
+    from benchmarks.stability import flips, summary
+
+    bad, steady, clean = _run("badnets", 0, [3]), _run("badnets", 1, [3]), _run("clean", 0, [])
+    for r, name in ((bad, "a"), (steady, "b"), (clean, "c")):
+        r["lab"]["model_file"] = name
+    rescans = {
+        ("a", 7): {"flagged": [3]},
+        ("a", 8): {"flagged": [5]},  # the target missed at this seed: a flip
+        ("b", 7): {"flagged": [3, 1]},  # another class too, the target still flagged: the same verdict
+        ("b", 8): {"flagged": [3]},
+        ("c", 7): {"flagged": []},
+    }  # "c" at seed 8 not scanned yet: left out of the rate
+    rows = flips([bad, steady, clean], rescans, "baerase", [7, 8])
+    assert [r["verdicts"] for r in rows] == [[True, True, False], [True, True, True], [False, False, None]]
+    table = summary(rows, [7, 8], "baerase")
+    assert "(2 of 3 models scanned at every seed)" in table
+    assert "| mnist | small_cnn | BadNets, fixed position | 2 | 110 111 | 1/2 |" in table
+    assert "Flip rate: 1/2 (50%; 9–91) of models." in table
