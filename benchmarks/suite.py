@@ -180,9 +180,10 @@ def add_peer_scans(
     """``--peer-only``: the peer's scan added to the runs already in the table (those of the shard's
     selection), on the very model each was run on (its cache file) and the same clean images.
     Nothing trains and nothing of the product runs again: the run is recorded as it was, plus the peer."""
-    assert settings.peer is not None
+    if settings.peer is None:
+        raise ValueError("add_peer_scans needs settings.peer (--peer-dir)")
     selected = {
-        f"{plan.name}/{arch}/{name}/seed{seed}"
+        run_key({"dataset": plan.name, "arch": arch, "case": name, "seed": seed})
         for plan in settings.profile.datasets
         for arch, seed, name in plan.models()
     }
