@@ -178,8 +178,8 @@ def add_peer_scans(
     settings: Settings, previous: list[dict[str, Any]], log: Log, record: Callable[[dict[str, Any]], None]
 ) -> None:
     """``--peer-only``: the peer's scan added to the runs already in the table (those of the shard's
-    selection), on the very model each was run on (its cache file) and the same clean images.
-    Nothing trains and nothing of the product runs again: the run is recorded as it was, plus the peer."""
+    selection) that have none yet, on the very model each was run on (its cache file) and the same
+    clean images. Nothing trains and nothing of the product runs again: the run is recorded as it was, plus the peer."""
     if settings.peer is None:
         raise ValueError("add_peer_scans needs settings.peer (--peer-dir)")
     selected = {
@@ -188,8 +188,8 @@ def add_peer_scans(
         for arch, seed, name in plan.models()
     }
     for run in previous:
-        if run_key(run) not in selected or run.get("error"):
-            continue
+        if run_key(run) not in selected or run.get("error") or PEER_SCAN in run["scans"]:
+            continue  # a stopped --peer-only run picks up where it stopped
         path = Path(run["lab"]["model_file"])
         log(f"{run_key(run)}: peer only, on {path.name}")
         if not path.is_file():
