@@ -151,6 +151,31 @@ def _check_reerase(args: list[str]) -> None:
     assert variants and all(parse_variant(v) for v in variants)
 
 
+def _check_stability(args: list[str]) -> None:
+    """``python -m benchmarks.stability TABLE --seeds ...``: its options parse and the table it
+    rescans is the repo's (the models it names are a user's zoo cache)."""
+    from benchmarks.stability import main as stability
+
+    stability.make_context("benchmarks.stability", [str(REPO / args[0]), *args[1:]])
+
+
+def _check_peer_clone(args: list[str]) -> None:
+    """``git clone URL DIR``: the peer's public repository, into the folder the README's
+    ``--peer-dir`` then names."""
+    assert args[:2] == ["clone", "https://github.com/SCLBD/BackdoorBench"], args
+    assert f"--peer-dir {args[2]}" in README.read_text(), f"no README command runs the peer from {args[2]}"
+
+
+def _check_pip_install(args: list[str]) -> None:
+    """``pip install -e '.[EXTRA]'``: the extra is one pyproject.toml declares."""
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert args[:2] == ["install", "-e"] and re.fullmatch(r"\.\[([\w,-]+)\]", args[2]), args
+    named = set(args[2][2:-1].split(","))
+    assert named <= set(extras), f"pyproject.toml has no extra(s) {named - set(extras)}"
+
+
 def test_every_readme_command_names_real_commands_options_and_parameters():
     targets = set(re.findall(r"^([\w-]+):", (REPO / "Makefile").read_text(), re.MULTILINE))
     seen = []
@@ -170,6 +195,12 @@ def test_every_readme_command_names_real_commands_options_and_parameters():
                 _check_rescan(args[3:])
             elif program == "python" and args[1:3] == ["-m", "benchmarks.reerase"]:
                 _check_reerase(args[3:])
+            elif program == "python" and args[1:3] == ["-m", "benchmarks.stability"]:
+                _check_stability(args[3:])
+            elif program == "git":
+                _check_peer_clone(args[1:])
+            elif program == "pip":
+                _check_pip_install(args[1:])
             elif program == "make":
                 assert set(args[1:]) <= targets, f"Makefile has no target {set(args[1:]) - targets}"
             else:
@@ -184,6 +215,10 @@ def test_a_mistyped_option_in_a_readme_command_would_be_caught():
         _check_baerase(["scan-registry", "--filtre", "name LIKE 'clf%'"])
     with pytest.raises(AssertionError, match="no parameter"):
         _check_mlflow_run(["run", ".", "-e", "registry_scan", "-P", "executer=ray"])
+    with pytest.raises(AssertionError, match="no extra"):
+        _check_pip_install(["install", "-e", ".[peers]"])
+    with pytest.raises(click.UsageError):
+        _check_stability(["BENCHMARKS.json", "--seed", "1000"])
 
 
 def _requirement_names(requirements: list[str]) -> set[str]:
