@@ -343,7 +343,7 @@ def erase_cmd(model_path, spec_path, quiet, out_path, report_dir, **options) -> 
     Exit 0: erased within bounds and verified by a fresh scan, or nothing flagged (the model
     is written unchanged); 1: a backdoor was found but not erased within the bounds, or the
     erasure failed verification; 2: error."""
-    from baerase_mlops.engine import erase_job
+    from baerase_mlops.engine import cleaned_refusal, erase_job
     from baerase_mlops.report.console import stdout
     from baerase_mlops.report.terminal import erasure_table, verdict_table
 
@@ -369,15 +369,18 @@ def erase_cmd(model_path, spec_path, quiet, out_path, report_dir, **options) -> 
     if not outcome.changed:
         stdout.print("nothing flagged: the model goes through unchanged")
     stdout.print(f"model: {files['model']}  spec: {files['spec']}  report: {files['report']}/")
-    if outcome.changed and not outcome.verified:
-        for reason in outcome.verification.reasons if outcome.verification is not None else ["not verified"]:
-            stdout.print(f"[bold red]verification failed: {reason}[/bold red]")
+    refusal = (
+        cleaned_refusal(outcome, target_asr=settings.target_asr, max_accuracy_drop=settings.max_accuracy_drop)
+        if outcome.changed
+        else None
+    )
+    if refusal is not None:
+        if outcome.verified:
+            stdout.print(f"[bold red]{refusal[1]}[/bold red]")
+        else:
+            for reason in outcome.verification.reasons if outcome.verification is not None else ["not verified"]:
+                stdout.print(f"[bold red]verification failed: {reason}[/bold red]")
         stdout.print("[bold red]the written model is NOT cleaned: do not ship it[/bold red]")
-        return ExitCode.BACKDOOR
-    if outcome.changed and not outcome.metrics.get("reached_target"):
-        stdout.print(
-            "[bold red]the recovered-trigger ASR did not reach its target within the accuracy bound[/bold red]"
-        )
         return ExitCode.BACKDOOR
     return ExitCode.PASSED
 

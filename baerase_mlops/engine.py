@@ -91,6 +91,49 @@ class EraseOutcome:
         return self.verification is not None and self.verification.passed
 
 
+def cleaned_refusal(outcome: EraseOutcome, *, target_asr: float, max_accuracy_drop: float) -> tuple[str, str] | None:
+    """Why an erasure that changed the model may not be called cleaned: ``(code, reason)``, the
+    code being the ``baerase.erasure`` tag's value; None when it may (:func:`erasure_refusal`)."""
+    m = outcome.metrics
+    return erasure_refusal(
+        verified=outcome.verified,
+        reasons=outcome.verification.reasons if outcome.verification is not None else ["it was not verified"],
+        reached_target=bool(m.get("reached_target")),
+        accuracy_drop=m["accuracy_before"] - m["accuracy_after"],
+        accuracy_on=m["accuracy_on"],
+        target_asr=target_asr,
+        max_accuracy_drop=max_accuracy_drop,
+    )
+
+
+def erasure_refusal(
+    *,
+    verified: bool,
+    reasons: list[str],
+    reached_target: bool,
+    accuracy_drop: float,
+    accuracy_on: str,
+    target_asr: float,
+    max_accuracy_drop: float,
+) -> tuple[str, str] | None:
+    """The rule every path applies before it calls a changed model cleaned (the registry job,
+    ``baerase erase``, the benchmark's count): it passed the independent verification, its
+    unlearning brought the recovered triggers to ``target_asr``, and it lost at most
+    ``max_accuracy_drop`` of the accuracy the run records (``accuracy_on``: a lab model's
+    held-out test split where its spec names one, else the verification images, which neither
+    the unlearning nor its stopping rule saw)."""
+    if not verified:
+        return "failed_verification", "the erasure failed verification: " + "; ".join(reasons)
+    if not reached_target:
+        return "not_reached", f"the unlearning did not bring its recovered-trigger ASR to {target_asr:.2%}"
+    if accuracy_drop > max_accuracy_drop + 1e-9:
+        return (
+            "not_reached",
+            f"the erasure lost {accuracy_drop:.2%} accuracy ({accuracy_on}), more than {max_accuracy_drop:.2%}",
+        )
+    return None
+
+
 def with_normalization(model: nn.Module, mean: list[float] | None, std: list[float] | None) -> nn.Module:
     """Wrap a model that expects normalised input so that it takes [0, 1] pixels."""
     if mean is None and std is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from baerase_mlops.engine import erasure_refusal
 from benchmarks.aggregate import (
     REMOVED_ASR,
     Run,
@@ -88,7 +89,7 @@ def render(results: dict[str, Any], json_name: str, plot_name: str | None) -> st
         recomputed_detection(runs),
         false_positive_table(runs, order),
         plot_section(plot_name),
-        erasure_table(runs, defences, order),
+        erasure_table(runs, defences, order, results["meta"].get("unlearning_config") or {}),
         timing_table(runs, defences, order),
         cost_table(runs, order),
         not_taken(runs),
@@ -410,15 +411,17 @@ def false_positive_table(runs: list[Run], order: dict[str, list[str]]) -> str:
     return "\n".join(lines)
 
 
-def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[str]]) -> str:
+def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[str]], unlearning: dict[str, Any]) -> str:
     lines = table_head(
         "Erasure per dataset × attack × architecture",
         "Real ASR (the attacker's trigger) and clean accuracy on the lab test split after each defence, median (worst) "
         "over seeds; a backdoor the defence's scan missed is left as it was and counts with its ASR. Removed: real ASR "
-        f"after ≤ {100 * REMOVED_ASR:.0f}%. Verified: the independent verification passed, so the product would "
-        "register the candidate as cleaned with the verified ASR as its asr_after; over-claimed: it passed while the "
-        "real ASR was more than 2 points above that number. Drop over its estimate: the real drop was above the "
-        "upper end of the 95% interval the verification estimated on its own held-out images.",
+        f"after ≤ {100 * REMOVED_ASR:.0f}%. Verified: the independent verification passed. Registered: the whole "
+        "rule the registry job applies passed too (`engine.erasure_refusal`: verified, the recovered triggers brought "
+        "to the unlearning's target, at most the allowed accuracy lost on the lab test split), so the product would "
+        "register the candidate as cleaned with the verified ASR as its asr_after; over-claimed: it passed "
+        "verification while the real ASR was more than 2 points above that number. Drop over its estimate: the real "
+        "drop was above the upper end of the 95% interval the verification estimated on its own held-out images.",
         [
             "dataset",
             "arch",
@@ -430,6 +433,7 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
             "accuracy after, %",
             "drop, points",
             "verified",
+            "registered",
             "over-claimed",
             "drop over its estimate",
         ],
@@ -453,6 +457,7 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
                         med_worst(dvals(have, defence, "accuracy_after"), pct, worst=min),
                         med_worst(drops(have, defence), pct2),
                         _verified_count(have, defence),
+                        _registered_count(have, defence, unlearning),
                         _over_claimed_count(have, defence),
                         _drop_over_estimate_count(have, defence),
                     ]
@@ -469,6 +474,29 @@ def _checked(runs: list[Run], defence: str) -> list[dict[str, Any]]:
 def _verified_count(runs: list[Run], defence: str) -> str:
     checked = [d for d in _checked(runs, defence) if d.get("changed")]
     return f"{sum(1 for d in checked if d['verified'])}/{len(checked)}" if checked else "—"
+
+
+def _registered_count(runs: list[Run], defence: str, unlearning: dict[str, Any]) -> str:
+    """Changed models the registry job would register as cleaned, by its own rule on the recorded
+    numbers and the shard's unlearning settings (its target ASR and accuracy bound)."""
+    checked = [d for d in _checked(runs, defence) if d.get("changed")]
+    if not checked or "max_accuracy_drop" not in unlearning:
+        return "—"
+    registered = [
+        d
+        for d in checked
+        if erasure_refusal(
+            verified=d["verified"],
+            reasons=d.get("verification_reasons") or [],
+            reached_target=bool(d.get("reached_target")),
+            accuracy_drop=d["accuracy_before"] - d["accuracy_after"],
+            accuracy_on=d.get("accuracy_on", ""),
+            target_asr=unlearning["target_asr"],
+            max_accuracy_drop=unlearning["max_accuracy_drop"],
+        )
+        is None
+    ]
+    return f"{len(registered)}/{len(checked)}"
 
 
 def _over_claimed_count(runs: list[Run], defence: str) -> str:

@@ -552,6 +552,22 @@ def test_the_erasure_table_counts_a_real_accuracy_drop_above_the_verifications_i
     assert _drop_over_estimate_count(runs, "baerase") == "1/2"  # the run recorded before the estimate: not counted
 
 
+def test_the_erasure_table_counts_as_registered_only_what_the_jobs_rule_would_register():
+    from benchmarks.report import _registered_count
+
+    def run(drop: float, verified: bool, reached: bool) -> dict:
+        record = _defence("baerase", "baerase", True, (0.80, 0.80 - drop), (0.9, 0.003))
+        outcome = {"verified": verified, "verified_asr": 0.0, "reached_target": reached}
+        return {"defences": {"baerase": record | outcome}}
+
+    # A verified erasure that lost 2.55 points (CIFAR-10 vgg_bn, 2026-12-07) is not registered.
+    runs = [run(0.0255, True, True), run(0.009, True, True), run(0.009, False, True), run(0.009, True, False)]
+    bounds = {"target_asr": 0.01, "max_accuracy_drop": 0.02}
+    assert _registered_count(runs, "baerase", bounds) == "1/4"
+    assert _registered_count(runs, "baerase", bounds | {"max_accuracy_drop": 0.03}) == "2/4"
+    assert _registered_count(runs, "baerase", {}) == "—"  # a table without its unlearning settings claims nothing
+
+
 def test_a_peer_dir_that_is_not_a_backdoorbench_checkout_is_refused_before_any_model(tmp_path, capsys):
     code = entry(["--profile", "smoke", "--peer-dir", str(tmp_path), "--out", str(tmp_path / "B.md")])
     assert code == 4

@@ -262,7 +262,7 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         job.stage,
     )
     from baerase_mlops.core.runtime import resolve_device
-    from baerase_mlops.engine import measure, run_erase, run_scan
+    from baerase_mlops.engine import cleaned_refusal, measure, run_erase, run_scan
     from baerase_mlops.registry import publish, tracking
     from baerase_mlops.report.erase_report import write_erase_report
     from baerase_mlops.report.scan_report import write_scan_report
@@ -309,7 +309,11 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         }
     tracking.log_report(report)
     stage.now = "writing the results to the registry"
-    failure = _erasure_failure(outcome, settings) if outcome is not None and outcome.changed else None
+    failure = (
+        cleaned_refusal(outcome, target_asr=settings.target_asr, max_accuracy_drop=settings.max_accuracy_drop)
+        if outcome is not None and outcome.changed
+        else None
+    )
     erased = outcome is not None and outcome.changed and failure is None
     if outcome is not None and outcome.verification is not None:
         tracking.log_verification(outcome.verification)
@@ -431,23 +435,6 @@ def _kept_backdoor(
         {},
         metrics,
     )
-
-
-def _erasure_failure(outcome, settings: JobSettings) -> tuple[str, str] | None:
-    """Why an erasure that ran may not be registered as cleaned (None: it may)."""
-    m = outcome.metrics
-    if not outcome.verified:
-        reasons = outcome.verification.reasons if outcome.verification is not None else ["it was not verified"]
-        return "failed_verification", "the erasure failed verification: " + "; ".join(reasons)
-    if not m.get("reached_target"):
-        return "not_reached", f"the unlearning did not bring its recovered-trigger ASR to {settings.target_asr:.2%}"
-    drop = m["accuracy_before"] - m["accuracy_after"]
-    if drop > settings.max_accuracy_drop + 1e-9:
-        return (
-            "not_reached",
-            f"the erasure lost {drop:.2%} accuracy ({m['accuracy_on']}), more than {settings.max_accuracy_drop:.2%}",
-        )
-    return None
 
 
 def _reused(ref: ModelRef, earlier: T.RecordedVerdict) -> JobOutcome:
