@@ -48,7 +48,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from baerase_mlops.data import ImageSet
-from baerase_mlops.errors import UsageError
+from baerase_mlops.errors import BaeraseError, UsageError
 
 PEER_SCAN = "backdoorbench_nc"  # the key of its record in a run's "scans"
 NC_MODULE = Path("defense") / "nc.py"
@@ -259,4 +259,5 @@ def _read_outlier_file(path: Path) -> tuple[float, float, float]:
             except ValueError:
                 continue
             return median, mad, index
-    raise PeerError(f"the peer's outlier_detection wrote no 'median, MAD, index' line to {path}")
+    # A run-time failure of the peer's code, not the user's mistake: exit 2, not 4.
+    raise BaeraseError(f"the peer's outlier_detection wrote no 'median, MAD, index' line to {path}")

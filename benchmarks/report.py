@@ -478,7 +478,8 @@ def _verified_count(runs: list[Run], defence: str) -> str:
 
 def _registered_count(runs: list[Run], defence: str, unlearning: dict[str, Any]) -> str:
     """Changed models the registry job would register as cleaned, by its own rule on the recorded
-    numbers and the shard's unlearning settings (its target ASR and accuracy bound)."""
+    numbers and the table's unlearning settings (its target ASR and accuracy bound: the latest
+    product shard's, applied to every run; the zoo's shards all run the product defaults)."""
     checked = [d for d in _checked(runs, defence) if d.get("changed")]
     if not checked or "max_accuracy_drop" not in unlearning:
         return "—"

@@ -317,6 +317,10 @@ def run_profile(
         },
         "runs": [],
     }
+    if peer_only and previous is not None:
+        # The product ran nothing in this shard: the table keeps the settings its runs were made with.
+        kept = ("scan_config", "nc_scan_config", "unlearning_config")
+        shard["meta"] |= {k: previous["meta"][k] for k in kept if k in previous.get("meta", {})}
     what = "the peer only, on the table's runs among " if peer_only else ""
     log(
         f"profile {p.name}: {what}{p.total_models()} models on {settings.device}; cache {settings.cache_dir}; "

@@ -3,9 +3,11 @@ verdict flip with the scan's seed? (issue "Detection", item 2: the flip rate ove
 
 Every completed run of the table (``--archs``/``--cases`` narrow it) is scanned again at each extra
 seed, on the very model it was run on (its cache file) and the same clean images, with the product's
-default scan (``--method`` for the NC mode). The table's own scan is the first seed. One JSON line per
-rescan goes to ``--out`` (appended, so a stopped probe keeps what it did; a model and seed already
-there is not scanned again); then a summary table is printed.
+default scan (``--method`` for the NC mode). The table's own scan is the first seed: it was made by
+its shard's code and settings (recorded in the table), so on a table of an older engine or of a
+shortened profile a "flip" can be that difference, not the seed. One JSON line per rescan goes to
+``--out`` (appended, so a stopped probe keeps what it did; a model, method and seed already there is
+not scanned again); then a summary table is printed.
 
 A model's verdict is what the gate acts on: for a backdoored model whether the attacker's class is
 flagged, for a clean one whether anything is. It flips when its seeds do not all agree. Models whose
@@ -31,12 +33,17 @@ def verdict(scan: dict[str, Any], target: int | None) -> bool:
     return target in scan["flagged"] if target is not None else bool(scan["flagged"])
 
 
-def done_before(out: Path | None) -> dict[tuple[str, int], dict[str, Any]]:
-    """The rescans already in ``out``, by (model file, seed)."""
+def done_before(out: Path | None, method: str) -> dict[tuple[str, int], dict[str, Any]]:
+    """The rescans of ``method`` already in ``out``, by (model file, seed); lines of other
+    settings (a ``benchmarks.rescan`` line with more than a seed changed) are not this probe's."""
     if out is None or not out.is_file():
         return {}
     lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
-    return {(line["model"], line["recovery"]["seed"]): line for line in lines}
+    return {
+        (line["model"], line["recovery"]["seed"]): line
+        for line in lines
+        if line.get("method") == method and set(line.get("recovery", {})) == {"seed"}
+    }
 
 
 def flips(runs: list[Run], rescans: dict[tuple[str, int], dict[str, Any]], method: str, seeds: list[int]) -> list[Run]:
@@ -94,7 +101,7 @@ def main(
         and (not cases or r["case"] in cases.split(","))
         and method in r["scans"]
     ]
-    rescans = done_before(out)
+    rescans = done_before(out, method)
     for r in runs:
         path = r["lab"]["model_file"]
         for seed in extra:

@@ -141,10 +141,12 @@ def run_case(settings: Settings, plan: DatasetPlan, arch: str, uri: str, case: C
             f"  {scan_method} scan: flagged {s['flagged']}, anomaly index {s['anomaly_index']:.2f}, target's "
             f"{_fmt(s['target_anomaly_index'])}, {s['wall_s']:.1f} s"
         )
+    peer_error = None
     if settings.peer is not None:
         target = case.target if case.backdoored else None
-        scan_records[PEER_SCAN] = timed_peer_scan(settings.peer, settings, lab.mut.model, data, case.seed, target)
-        log_peer_scan(scan_records[PEER_SCAN], log)
+        peer_scan, peer_error = _guarded_peer_scan(settings, lambda: (lab.mut.model, data), case.seed, target, log)
+        if peer_scan is not None:
+            scan_records[PEER_SCAN] = peer_scan
     for defence in settings.profile.defences:
         scan_method, unlearning = DEFENCE_METHODS[defence]
         record = timed_erase(settings, lab, data, scans[scan_method], config, unlearning)
@@ -171,6 +173,7 @@ def run_case(settings: Settings, plan: DatasetPlan, arch: str, uri: str, case: C
         "scans": scan_records,
         "defences": defences,
         "error": None,
+        **({"peer_error": peer_error} if peer_error else {}),
     }
 
 
@@ -195,17 +198,43 @@ def add_peer_scans(
         if not path.is_file():
             log(f"{run_key(run)}: SKIPPED, its model {path} is not in the cache (run the product's shard again)")
             continue
-        cached = load_cached_model(path)
         started = time.perf_counter()
-        scan = timed_peer_scan(settings.peer, settings, cached.mut.model, cached.data, run["seed"], run.get("target"))
-        log_peer_scan(scan, log)
+
+        def cached_model_and_data(path: Path = path) -> tuple[torch.nn.Module, CleanData]:
+            cached = load_cached_model(path)
+            return cached.mut.model, cached.data
+
+        scan, _ = _guarded_peer_scan(settings, cached_model_and_data, run["seed"], run.get("target"), log)
+        if scan is None:
+            continue  # logged; a later --peer-only pass tries it again
         record(
             {
-                **run,
+                **{k: v for k, v in run.items() if k != "peer_error"},
                 "scans": {**run["scans"], PEER_SCAN: scan | {"added_at": utc_now()}},
                 "wall_s": run.get("wall_s", 0.0) + time.perf_counter() - started,
             }
         )
+
+
+def _guarded_peer_scan(
+    settings: Settings,
+    model_and_data: Callable[[], tuple[torch.nn.Module, CleanData]],
+    seed: int,
+    target: int | None,
+    log: Log,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(the peer's scan record, None), or (None, why it failed): the peer is a reference run
+    beside the product, so its failure is logged (and kept as the run's ``peer_error``) and never
+    costs the product's results for the model."""
+    try:
+        model, data = model_and_data()
+        scan = timed_peer_scan(settings.peer, settings, model, data, seed, target)
+    except Exception as exc:  # the peer's own code, or a cache file it cannot read
+        error = f"{type(exc).__name__}: {exc}"
+        log(f"  {PEER_SCAN} scan (peer) FAILED: {error}")
+        return None, error
+    log_peer_scan(scan, log)
+    return scan, None
 
 
 def log_peer_scan(s: dict[str, Any], log: Log) -> None:

@@ -599,6 +599,9 @@ def test_backdoorbench_nc_from_the_users_checkout_flags_a_lab_backdoor_and_leave
 ):
     """Needs a BackdoorBench clone (CC BY-NC: never vendored) named by BAERASE_PEER_DIR, and opencv."""
     import os
+    from pathlib import Path
+
+    import yaml
 
     from baerase_mlops.engine import load_local_model, prepare_clean_data
     from benchmarks.peer import BackdoorBenchNC
@@ -612,7 +615,8 @@ def test_backdoorbench_nc_from_the_users_checkout_flags_a_lab_backdoor_and_leave
     scan = BackdoorBenchNC(peer_dir).scan(mut.model, data.clean, seed=0, device=torch.device("cpu"))
     assert scan.flagged[:1] == [LAB_MODELS["badnets"]["target"]]
     assert scan.anomaly_index > 2.0 and len(scan.norms) == 10 and len(scan.class_s) == 10
-    assert scan.settings["nc_epoch"] == 80  # the peer's own config, not ours
+    own = yaml.safe_load((Path(peer_dir) / "config/defense/nc/config.yaml").read_text())
+    assert scan.settings["nc_epoch"] == own["nc_epoch"]  # the peer's own config, not ours
     assert all(p.requires_grad for p in mut.model.parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, mut.model.parameters(), strict=True))
 
@@ -636,3 +640,31 @@ def test_stability_counts_a_model_whose_verdict_differs_between_scan_seeds_as_fl
     assert "(2 of 3 models scanned at every seed)" in table
     assert "| mnist | small_cnn | BadNets, fixed position | 2 | 110 111 | 1/2 |" in table
     assert "Flip rate: 1/2 (50%; 9–91) of models." in table
+
+
+def test_stability_resumes_only_from_its_own_methods_seed_only_rescans(tmp_path):
+    from benchmarks.stability import done_before
+
+    out = tmp_path / "flips.jsonl"
+    lines = [
+        {"model": "m.pt", "method": "baerase", "recovery": {"seed": 7}, "flagged": [3]},
+        {"model": "m.pt", "method": "neural_cleanse", "recovery": {"seed": 8}, "flagged": []},
+        {"model": "m.pt", "method": "baerase", "recovery": {"seed": 9, "steps": 100}, "flagged": []},  # rescan's
+        {"model": "m.pt", "method": "baerase", "recovery": {"steps": 100}, "flagged": []},  # no seed at all
+    ]
+    out.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert set(done_before(out, "baerase")) == {("m.pt", 7)}
+    assert set(done_before(out, "neural_cleanse")) == {("m.pt", 8)}
+
+
+def test_a_failing_peer_is_logged_and_reported_without_costing_the_products_results():
+    from benchmarks.suite import _guarded_peer_scan
+
+    logged = []
+
+    def unreadable():
+        raise FileNotFoundError("badnets-seed0.json")
+
+    scan, error = _guarded_peer_scan(None, unreadable, 0, 3, logged.append)
+    assert scan is None and error == "FileNotFoundError: badnets-seed0.json"
+    assert logged == ["  backdoorbench_nc scan (peer) FAILED: FileNotFoundError: badnets-seed0.json"]

@@ -217,8 +217,8 @@ def test_a_mistyped_option_in_a_readme_command_would_be_caught():
         _check_mlflow_run(["run", ".", "-e", "registry_scan", "-P", "executer=ray"])
     with pytest.raises(AssertionError, match="no extra"):
         _check_pip_install(["install", "-e", ".[peers]"])
-    with pytest.raises(click.UsageError):
-        _check_stability(["BENCHMARKS.json", "--seed", "1000"])
+    with pytest.raises(click.UsageError, match="No such option"):
+        _check_stability(["BENCHMARKS.json", "--seeds", "1000", "--metod", "baerase"])
 
 
 def _requirement_names(requirements: list[str]) -> set[str]:
