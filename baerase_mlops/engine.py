@@ -60,7 +60,8 @@ class ModelUnderTest:
 @dataclass
 class CleanData:
     """The defender's clean set, and where the lab's test split is known, an evaluation set
-    for reporting real accuracy and ASR (never used to decide anything).
+    for reporting real accuracy and ASR. It decides nothing about triggers; its accuracy is the one
+    the registration rule's accuracy bound reads (:func:`erasure_refusal`).
 
     ``validation`` is the Great Expectations validation of the data (None: skipped). Its
     JSON, :meth:`validation_record`, goes into every report (``verdict.json``,
