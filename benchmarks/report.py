@@ -468,11 +468,12 @@ def erasure_table(runs: list[Run], defences: list[str], order: dict[str, list[st
 
 def _checked(runs: list[Run], defence: str) -> list[dict[str, Any]]:
     """The records of ``defence`` whose erasure was verified (a changed model with a verification)."""
-    return [r["defences"][defence] for r in runs if r["defences"][defence].get("verified") is not None]
+    records = (r["defences"][defence] for r in runs)
+    return [d for d in records if d.get("changed") and d.get("verified") is not None]
 
 
 def _verified_count(runs: list[Run], defence: str) -> str:
-    checked = [d for d in _checked(runs, defence) if d.get("changed")]
+    checked = _checked(runs, defence)
     return f"{sum(1 for d in checked if d['verified'])}/{len(checked)}" if checked else "—"
 
 
@@ -480,7 +481,7 @@ def _registered_count(runs: list[Run], defence: str, unlearning: dict[str, Any])
     """Changed models the registry job would register as cleaned, by its own rule on the recorded
     numbers and the table's unlearning settings (its target ASR and accuracy bound: the latest
     product shard's, applied to every run; the zoo's shards all run the product defaults)."""
-    checked = [d for d in _checked(runs, defence) if d.get("changed")]
+    checked = _checked(runs, defence)
     if not checked or "max_accuracy_drop" not in unlearning:
         return "—"
     registered = [
@@ -503,7 +504,7 @@ def _registered_count(runs: list[Run], defence: str, unlearning: dict[str, Any])
 def _over_claimed_count(runs: list[Run], defence: str) -> str:
     """Passed verification although the real ASR (known for lab models only) is over 2 points
     above the verified number."""
-    passed = [d for d in _checked(runs, defence) if d.get("changed") and d["verified"] and d["asr_kind"] == "real"]
+    passed = [d for d in _checked(runs, defence) if d["verified"] and d["asr_kind"] == "real"]
     if not passed:
         return "—"
     return f"{sum(1 for d in passed if d['asr_after'] > d['verified_asr'] + 0.02)}/{len(passed)}"
@@ -515,7 +516,7 @@ def _drop_over_estimate_count(runs: list[Run], defence: str) -> str:
     have = [
         (d, d["accuracy_before"] - d["accuracy_after"])
         for d in _checked(runs, defence)
-        if d.get("changed") and d.get("verification_accuracy_drop_interval")
+        if d.get("verification_accuracy_drop_interval")
     ]
     if not have:
         return "—"
