@@ -174,3 +174,37 @@ def test_fewer_than_three_classes_is_an_error():
 def test_non_finite_norms_are_an_error():
     with pytest.raises(ValueError, match="finite"):
         anomaly_indices([1.0, float("nan"), 2.0])
+
+
+def test_unit_weights_give_the_unweighted_test_exactly():
+    norms = [*spread(9, 26.0, 87.0), 5.0]
+    plain = AnomalyDetector(DetectionConfig()).detect(norms)
+    weighted = AnomalyDetector(DetectionConfig()).detect(norms, [1.0] * 10)
+    assert weighted == plain
+
+
+@pytest.mark.parametrize("centre", ["lower", "mid"])
+@pytest.mark.parametrize("spread_", ["lower", "both"])
+def test_a_weight_counts_a_size_that_many_times(centre, spread_):
+    norms = [5.0, 30.0, 40.0, 60.0, 90.0]
+    weights = [1.0, 2.0, 3.0, 1.0, 2.0]
+    repeated = [n for n, w in zip(norms, weights) for _ in range(int(w))]
+    kwargs = {"scale": "log", "spread": spread_, "centre": centre, "min_relative_mad": 0.0}
+    indices, middle, mad = anomaly_indices(norms, weights=weights, **kwargs)
+    _, middle_repeated, mad_repeated = anomaly_indices(repeated, **kwargs)
+    assert middle == pytest.approx(middle_repeated) and mad == pytest.approx(mad_repeated)
+
+
+def test_a_class_of_weight_zero_gets_an_index_but_moves_neither_median_nor_mad():
+    norms = [5.0, 30.0, 40.0, 60.0, 90.0]
+    _, middle, mad = anomaly_indices(norms, scale="log", spread="lower", centre="lower")
+    indices, middle_with, mad_with = anomaly_indices(
+        [*norms, 1.0], scale="log", spread="lower", centre="lower", weights=[1.0] * 5 + [0.0]
+    )
+    assert (middle_with, mad_with) == (middle, mad) and indices[-1] > indices[0]
+
+
+@pytest.mark.parametrize("weights", [[1.0, 1.0, -1.0, 1.0], [1.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+def test_weights_must_be_one_non_negative_number_per_class_with_three_that_count(weights):
+    with pytest.raises(ValueError, match="weight"):
+        anomaly_indices([1.0, 2.0, 3.0, 4.0], weights=weights)
