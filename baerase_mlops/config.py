@@ -64,6 +64,15 @@ class RecoveryConfig:
     # Measured on the zoo it kept detection and saved 30-37% of a scan's time; the erasures of the
     # MNIST zoo and of the lab models were no worse with it (README, "The class schedule").
     screen_steps: int = 100
+    # With many classes the smaller half is itself many: where n // 2 + 1 > screen_candidates +
+    # screen_panel, the screen keeps only the screen_candidates smallest triggers (where a target
+    # is: every backdoor of the zoo that took was the smallest at the screen) and a panel: the
+    # others cut by size into screen_panel runs of ranks, one class drawn from each. The size test
+    # weighs each panel class as its run and the stopped ones as none, so its median and MAD
+    # estimate those of every class given the whole budget, and the steps after the screen no
+    # longer grow with n (core.recovery.optimise.screened_out). screen_panel 0: the smaller half.
+    screen_candidates: int = 4
+    screen_panel: int = 8
     class_chunk: int = 0  # classes per batched optimisation; 0 = all at once, 1 = one by one
     seed: int = 0
 
@@ -133,7 +142,11 @@ class ScanConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     margins: MarginConfig = field(default_factory=MarginConfig)  # seeded with recovery.seed
     holdout_fraction: float = 0.2  # of the clean set, kept out of recovery to measure recovered-trigger ASR
-    eval_draws: int = 4  # fresh triggers per held-out image when measuring recovered-trigger ASR
+    # Fresh triggers per held-out image when measuring a flagged class's recovered-trigger ASR
+    # (its tag, baerase.asr_before), and a class not flagged (shown, decides nothing): with 43
+    # classes, 4 draws for every class were 43 x 4 x 400 forward passes on 2,000 images.
+    eval_draws: int = 4
+    unflagged_draws: int = 1
 
 
 @dataclass(frozen=True)

@@ -329,15 +329,17 @@ def scan_config_of(verdict: Verdict) -> ScanConfig:
     recorded = verdict.config
     return ScanConfig(
         method=recorded["method"],
-        # A verdict from before the class schedule gave every class the whole budget, one from
+        # A verdict from before the class schedule gave every class the whole budget (and one from
+        # before its panel kept the smaller half whatever the classes), one from
         # before the log scale was reached on raw sizes, one from before the lower MAD on every
         # class's, one from before the lower median on the mean of the middle two, and one from
         # before the margin test without it.
-        recovery=RecoveryConfig(**{"screen_steps": 0, **recorded["recovery"]}),
+        recovery=RecoveryConfig(**{"screen_steps": 0, "screen_panel": 0, **recorded["recovery"]}),
         detection=DetectionConfig(**{"scale": "raw", "spread": "both", "centre": "mid", **recorded["detection"]}),
         margins=MarginConfig(**recorded["margins"]) if "margins" in recorded else MarginConfig(enabled=False),
         holdout_fraction=recorded["holdout_fraction"],
         eval_draws=recorded["eval_draws"],
+        unflagged_draws=recorded.get("unflagged_draws", recorded["eval_draws"]),
     )
 
 

@@ -19,7 +19,7 @@ from baerase_mlops.core.contract import InputContract
 from baerase_mlops.core.recovery import BaeraseRecovery, NeuralCleanseRecovery
 from baerase_mlops.core.recovery.families import TriggerGenerator
 from baerase_mlops.core.recovery.optimise import _compact, screened_out
-from baerase_mlops.core.scan import Scanner
+from baerase_mlops.core.scan import Scanner, Verdict
 from baerase_mlops.data import from_arrays
 from baerase_mlops.errors import DataError, ModelError
 
@@ -110,14 +110,40 @@ def test_batched_and_one_class_at_a_time_recover_every_class():
 
 def test_the_screen_keeps_the_smaller_half_of_the_triggers_and_the_median_class():
     best = torch.tensor([50.0, 10.0, 40.0, 30.0, 20.0, 60.0, 70.0])
-    out = screened_out(best, torch.zeros(7))
+    out, weights = screened_out(best, torch.zeros(7))
     assert torch.nonzero(~out).flatten().tolist() == [1, 2, 3, 4]  # 7 // 2 + 1 smallest
+    assert weights.tolist() == [1.0] * 7
 
 
 def test_the_screen_stops_classes_whose_trigger_never_succeeded_first():
     best = torch.tensor([math.inf, 10.0, 40.0, math.inf, 20.0])
-    out = screened_out(best, torch.tensor([1.0, 0.0, 0.0, 2.0, 0.0]))  # their last sizes are tiny
+    out, _ = screened_out(best, torch.tensor([1.0, 0.0, 0.0, 2.0, 0.0]))  # their last sizes are tiny
     assert torch.nonzero(out).flatten().tolist() == [0, 3]
+
+
+def test_with_many_classes_the_screen_keeps_the_smallest_few_and_one_class_of_each_run_of_the_rest():
+    best = torch.arange(43, 0, -1, dtype=torch.float)  # class 42 has the smallest trigger, class 0 the largest
+    out, weights = screened_out(best, torch.zeros(43), candidates=4, panel=6, generator=torch.Generator())
+    kept = torch.nonzero(~out).flatten().tolist()
+    assert {42, 41, 40, 39} <= set(kept) and len(kept) == 10
+    assert weights[[42, 41, 40, 39]].tolist() == [1.0] * 4
+    ranks = sorted(42 - k for k in kept if k < 39)  # 0: the smallest trigger; the panel's ranks are 4..42
+    runs = [(4, 10), (10, 17), (17, 23), (23, 30), (30, 36), (36, 43)]  # 39 ranks cut into 6 runs
+    assert all(start <= rank < stop for rank, (start, stop) in zip(ranks, runs))
+    assert [weights[42 - rank].item() for rank in ranks] == [stop - start for start, stop in runs]
+    assert weights[out].sum() == 0 and weights.sum().item() == 43
+
+
+def test_the_panel_is_drawn_with_the_recovery_s_generator():
+    best = torch.rand(43, generator=torch.Generator().manual_seed(1))
+    draw = [screened_out(best, best, 4, 6, torch.Generator().manual_seed(seed))[0] for seed in (0, 0, 1, 2)]
+    assert torch.equal(draw[0], draw[1]) and not (torch.equal(draw[0], draw[2]) and torch.equal(draw[0], draw[3]))
+
+
+def test_the_panel_is_used_only_where_it_keeps_fewer_classes_than_the_smaller_half():
+    best = torch.arange(10, 0, -1, dtype=torch.float)
+    out, weights = screened_out(best, torch.zeros(10), candidates=4, panel=8)
+    assert int((~out).sum()) == 10 // 2 + 1 and weights.tolist() == [1.0] * 10
 
 
 @pytest.mark.parametrize("method", [BaeraseRecovery, NeuralCleanseRecovery])
@@ -156,6 +182,29 @@ def test_the_classes_left_after_a_stop_train_exactly_as_in_the_whole_family(fuse
         step(part, part_adam, z[keep], [0, 1])
     for mine, theirs in zip(whole.parameters(), part.parameters()):
         assert torch.equal(mine[keep], theirs)
+
+
+def test_a_scan_with_a_panel_records_each_class_s_weight_and_steps():
+    data = _tiny(classes=12)
+    panel = replace(
+        FAST.recovery, steps=40, screen_steps=20, early_stop_rounds=100, screen_candidates=2, screen_panel=3
+    )
+    verdict = (
+        Scanner(replace(FAST, recovery=panel), device="cpu")
+        .scan(_tiny_model(12), data, InputContract((1, 8, 8), data.classes))
+        .verdict
+    )
+    kept = [c for c in verdict.classes if c.steps == 40]
+    assert len(kept) == 5 and all(c.steps == 20 and c.weight == 0 for c in verdict.classes if c.steps != 40)
+    assert sum(c.weight for c in kept) == pytest.approx(12)
+    assert sorted(c.weight for c in kept)[:2] == [1.0, 1.0]
+    assert Verdict.from_json(verdict.to_json()).classes == verdict.classes
+
+
+@pytest.mark.parametrize("field", ["eval_draws", "unflagged_draws"])
+def test_held_out_draws_must_be_at_least_one(field):
+    with pytest.raises(ValueError, match=field):
+        Scanner(replace(FAST, **{field: 0}), device="cpu")
 
 
 def test_classes_optimised_in_chunks_are_not_screened():

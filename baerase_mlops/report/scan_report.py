@@ -73,6 +73,8 @@ def read_scan_report(report_dir: str | Path) -> tuple[Verdict, RecoveryResult]:
         steps=0,
         class_steps=[c.steps for c in verdict.classes],
         groups=0,
+        trace=torch.empty(0, len(verdict.classes)),  # not kept in a report
+        weights=[c.weight for c in verdict.classes],
         seconds=verdict.timings.get("recovery_s", 0.0),
         device=verdict.device,
         seed=verdict.seed,

@@ -13,11 +13,14 @@ from baerase_mlops.report.console import percent
 
 def verdict_table(verdict: Verdict) -> Table:
     table = Table(title=f"recovered triggers ({verdict.method}, {verdict.device})", title_justify="left")
+    # With many classes the screen keeps a panel whose sizes stand for the stopped classes'
+    weighted = any(c.weight != 1 for c in verdict.classes)
     for name, justify in [
         ("class", "right"),
         ("name", "left"),
         ("trigger size (L1)", "right"),
         ("steps", "right"),  # the class schedule's: a class stopped early has an upper-bound size
+        *([("weight in size test", "right")] if weighted else []),
         ("anomaly index", "right"),
         ("held-out ASR", "right"),
         ("max margin", "right"),
@@ -36,6 +39,7 @@ def verdict_table(verdict: Verdict) -> Table:
             c.name,
             f"{c.norm:.1f}",
             str(c.steps) if c.steps else "-",
+            *([f"{c.weight:.2f}"] if weighted else []),
             f"{c.anomaly_index:.2f}",
             percent(c.holdout_asr),
             _number(c.margin, 1),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
@@ -34,6 +35,12 @@ class RecoveryResult:
     steps: int  # optimiser steps, summed over the groups
     class_steps: list[int]  # steps each class was trained for (the class schedule stops some early)
     groups: int  # batched optimisations run (1 = all classes at once)
+    # (rounds, classes): each class's size after every round of its group (a stopped class keeps
+    # its last); what the class schedule decided on, and what another schedule would have kept.
+    trace: torch.Tensor
+    # How many classes each class's size stands for in the size test: 1 each, except after a
+    # screen that kept a panel (core.recovery.optimise.screened_out).
+    weights: list[float]
     seconds: float
     device: str
     seed: int
@@ -63,6 +70,12 @@ class TriggerRecovery(ABC):
             raise ValueError(
                 f"screen_steps ({config.screen_steps}) must be 0 or a multiple of round_steps ({config.round_steps})"
             )
+        panel, candidates = config.screen_panel, config.screen_candidates
+        if panel < 0 or (panel and (panel < 2 or candidates < 1)):
+            raise ValueError(
+                f"screen_panel ({config.screen_panel}) must be 0, or at least 2 with screen_candidates "
+                f"({config.screen_candidates}) at least 1"
+            )
         if not 0.0 < config.beta < 1.0:
             raise ValueError(f"beta must lie in (0, 1), got {config.beta}")
         self.config = config
@@ -86,6 +99,8 @@ class TriggerRecovery(ABC):
         reached = torch.zeros(num_classes, dtype=torch.bool)
         train_asr = torch.zeros(num_classes)
         class_steps = torch.zeros(num_classes, dtype=torch.long)
+        weights = torch.ones(num_classes)
+        trace = torch.full((c.steps // c.round_steps, num_classes), math.nan)
         steps = 0
         total = len(groups) * c.steps
         # The screen ranks the classes it optimises together; within a chunk it would not find the
@@ -100,6 +115,9 @@ class TriggerRecovery(ABC):
                 family.assign(classes, part.cpu())
                 norms[classes], reached[classes], train_asr[classes] = outcome.norms, outcome.reached, outcome.train_asr
                 class_steps[classes] = outcome.class_steps
+                weights[classes] = outcome.weights
+                trace[: len(outcome.trace), classes] = outcome.trace
+                trace[len(outcome.trace) :, classes] = outcome.trace[-1:]
                 steps += outcome.steps
         self.progress("recovering triggers", total, total)
         return RecoveryResult(
@@ -111,6 +129,8 @@ class TriggerRecovery(ABC):
             steps=steps,
             class_steps=class_steps.tolist(),
             groups=len(groups),
+            trace=trace,
+            weights=weights.tolist(),
             seconds=time.perf_counter() - started,
             device=str(self.device),
             seed=c.seed,
