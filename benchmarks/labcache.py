@@ -196,6 +196,7 @@ def load_cached_model(path: Path) -> CachedModel:
             "model": str(path),
             "architecture": spec["architecture"],
             "attack": attack.get("name"),
-            "target": attack.get("target") if attack.get("name") else None,
+            # a clean lab model records attack "none" with a placeholder target, which it has not
+            "target": attack.get("target") if attack.get("name") not in (None, "none") else None,
         },
     )

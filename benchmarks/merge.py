@@ -46,7 +46,9 @@ def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     dataset_order = list(dict.fromkeys([*old["meta"].get("dataset_order", []), *new["meta"].get("dataset_order", [])]))
     arch_order = list(dict.fromkeys([*old["meta"].get("arch_order", []), *new["meta"].get("arch_order", [])]))
     meta.update(dataset_order=dataset_order, arch_order=arch_order)
-    return {"meta": meta, "runs": sort_runs(list(runs.values()), dataset_order, arch_order)}
+    # What is not a run (the cost against classes of benchmarks.cost) comes along; the newer wins.
+    extra = {k: v for part in (old, new) for k, v in part.items() if k not in ("meta", "runs")}
+    return {**extra, "meta": meta, "runs": sort_runs(list(runs.values()), dataset_order, arch_order)}
 
 
 def load_results(path: Path) -> dict[str, Any] | None:

@@ -92,6 +92,7 @@ def render(results: dict[str, Any], json_name: str, plot_name: str | None) -> st
         erasure_table(runs, defences, order, results["meta"].get("unlearning_config") or {}),
         timing_table(runs, defences, order),
         cost_table(runs, order),
+        cost_by_classes(results.get("cost") or []),
         not_taken(runs),
         reading_notes(results),
         "## Claims and reference numbers\n\n" + REFERENCES,
@@ -597,6 +598,24 @@ def cost_table(runs: list[Run], order: dict[str, list[str]]) -> str:
             )
         )
     return "\n".join(lines)
+
+
+def cost_by_classes(records: list[dict[str, Any]]) -> str:
+    """The table of ``python -m benchmarks.cost`` (one model per class count, scanned twice in one run)."""
+    if not records:
+        return ""
+    from benchmarks.cost import table  # the one table, written by the tool and here
+
+    machine = records[0].get("machine") or {}
+    units = (("cpu", ""), ("cores", " cores"), ("torch_threads", " threads"))
+    where = ", ".join(f"{machine[k]}{unit}" for k, unit in units if machine.get(k))
+    return (
+        "## Scan cost against the number of classes, one model each (`python -m benchmarks.cost`)\n\n"
+        "A random-position checkerboard model per class count, scanned with the defaults and, right after in "
+        "the same process, with the class schedule before its panel (`screen_panel=0`), on "
+        f"{where or 'the machine in the JSON'} ({records[0]['finished_at'][:10]}). Wall: the whole scan "
+        "(recovery, maximum margins, held-out evaluation).\n\n" + table(records)
+    )
 
 
 def not_taken(runs: list[Run]) -> str:

@@ -5,7 +5,9 @@ training or unlearning anything.
 The models are the zoo cache's (``~/.cache/baerase-mlops/zoo/DATASET/ARCH/CASE-seedS-KEY.pt``);
 each is scanned as the benchmark scans it (its own seed, 5% of its lab training split as the
 clean set). A line holds the verdict's per-class sizes, margins and steps, what was flagged, the
-attacker's class and the timings, so a setting's detection can be set beside the recorded one.
+attacker's class and the timings, so a setting's detection can be set beside the recorded one; and
+each class's size after every round (``trace``), so that a run with the whole budget for every
+class tells what any class schedule would have kept.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def rescan(path: Path, recovery: dict[str, Any], method: str, device: str) -> di
     base = ScanConfig(method=method)
     config = replace(base, recovery=replace(base.recovery, **{"seed": cached.seed, **recovery}))  # a given seed wins
     started = time.perf_counter()
-    v = run_scan(cached.mut, cached.data, config, device).verdict
+    result = run_scan(cached.mut, cached.data, config, device)
+    v = result.verdict
     return {
         **cached.identity,
         "method": method,
@@ -44,6 +47,10 @@ def rescan(path: Path, recovery: dict[str, Any], method: str, device: str) -> di
         "margins": [c.margin for c in v.classes],
         "steps": [c.steps for c in v.classes],
         "flagged_by": [c.flagged_by for c in v.classes],
+        "reached": [c.reached for c in v.classes],
+        "weights": [c.weight for c in v.classes],
+        # each class's size after every round: what another class schedule would have kept
+        "trace": [[float(f"{s:.5g}") for s in row] for row in result.recovery.trace.tolist()],
     }
 
 

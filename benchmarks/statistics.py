@@ -46,7 +46,7 @@ def size_test(config: DetectionConfig) -> Candidate:
         steps = scan.get("class_steps") or []
         if config.spread == "both" and len(set(steps)) > 1:
             return None  # the class schedule stopped the larger half early: their sizes are upper bounds
-        d = AnomalyDetector(config).detect(scan["norms"])
+        d = AnomalyDetector(config).detect(scan["norms"], scan.get("weights"))
         below = [v < d.median for v in scan["norms"]]  # signed: the test is one-sided
         return d.flagged, [i if b else -i for i, b in zip(d.indices, below)]
 

@@ -303,6 +303,7 @@ def detection_record(scan: ScanResult, case: Case, watch: Stopwatch, peak: PeakM
         "recovery_steps": scan.recovery.steps,
         "recovery_budget": v.config["recovery"]["steps"],
         "class_steps": [c.steps for c in v.classes],  # the class schedule's, per class
+        "weights": [c.weight for c in v.classes],  # in the size test (the screen's panel)
         "recovery_s": v.timings["recovery_s"],
         "timings": dict(v.timings),  # the scan's phases: recovery, margins, evaluation, total
         "scan_s": v.timings["total_s"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -668,3 +669,19 @@ def test_a_failing_peer_is_logged_and_reported_without_costing_the_products_resu
     scan, error = _guarded_peer_scan(None, unreadable, 0, 3, logged.append)
     assert scan is None and error == "FileNotFoundError: badnets-seed0.json"
     assert logged == ["  backdoorbench_nc scan (peer) FAILED: FileNotFoundError: badnets-seed0.json"]
+
+
+def test_two_digit_mnist_sets_two_images_side_by_side_labelled_ten_times_left_plus_right(tmp_path):
+    from benchmarks.cost import write_two_digit_mnist
+
+    n = 50
+    x = np.repeat(np.arange(n, dtype=np.uint8)[:, None, None, None], 28 * 28, axis=1).reshape(n, 28, 28, 1)
+    y = np.arange(n) % 10
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y)
+    write_two_digit_mnist(tmp_path / "mnist.npz", tmp_path / "mnist100.npz")
+    data = np.load(tmp_path / "mnist100.npz")
+    images, labels = data["x_train"], data["y_train"]
+    assert images.shape == (n, 28, 28, 1) and list(data["classes"][:3]) == ["00", "01", "02"]
+    left, right = images[:, 0, 0, 0].astype(int), images[:, 0, 27, 0].astype(int)  # each image is its index
+    assert (left == np.arange(n)).all() and sorted(right) == list(range(n))  # every image is someone's partner
+    assert (labels == 10 * y[left] + y[right]).all()

@@ -159,6 +159,16 @@ def _check_stability(args: list[str]) -> None:
     stability.make_context("benchmarks.stability", [str(REPO / args[0]), *args[1:]])
 
 
+def _check_cost(args: list[str]) -> None:
+    """``python -m benchmarks.cost --out FILE ...``: its options parse, and it has a model for
+    every class count it names."""
+    from benchmarks.cost import PLANS
+    from benchmarks.cost import main as cost
+
+    context = cost.make_context("benchmarks.cost", list(args))
+    assert {int(c) for c in context.params["classes"].split(",")} <= set(PLANS), args
+
+
 def _check_peer_clone(args: list[str]) -> None:
     """``git clone URL DIR``: the peer's public repository, into the folder the README's
     ``--peer-dir`` then names."""
@@ -197,6 +207,8 @@ def test_every_readme_command_names_real_commands_options_and_parameters():
                 _check_reerase(args[3:])
             elif program == "python" and args[1:3] == ["-m", "benchmarks.stability"]:
                 _check_stability(args[3:])
+            elif program == "python" and args[1:3] == ["-m", "benchmarks.cost"]:
+                _check_cost(args[3:])
             elif program == "git":
                 _check_peer_clone(args[1:])
             elif program == "pip":
