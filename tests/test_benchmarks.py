@@ -685,3 +685,33 @@ def test_two_digit_mnist_sets_two_images_side_by_side_labelled_ten_times_left_pl
     left, right = images[:, 0, 0, 0].astype(int), images[:, 0, 27, 0].astype(int)  # each image is its index
     assert (left == np.arange(n)).all() and sorted(right) == list(range(n))  # every image is someone's partner
     assert (labels == 10 * y[left] + y[right]).all()
+
+
+def _cost_record(classes: int, variant: str, wall: float) -> dict:
+    return {
+        "classes": classes,
+        "dataset": "gtsrb",
+        "arch": "small_cnn",
+        "variant": variant,
+        "target": 22,
+        "target_found": True,
+        "target_index": 5.0,
+        "wall_s": wall,
+        "timings": {"recovery_s": wall - 10},
+        "class_steps_share": 0.46,
+        "memory": {"rss_peak_mib": 1500.0},
+        "machine": {"cpu": "x", "cores": 2, "torch_threads": 2},
+        "finished_at": "2026-12-07T15:00:00+00:00",
+    }
+
+
+def test_the_cost_against_classes_survives_a_merge_and_is_rendered_in_the_table():
+    from benchmarks.report import render
+
+    table = _shard([_cell("small_cnn", "badnets", 0, "old")], "shard 1")
+    table["cost"] = [_cost_record(43, "defaults", 80.0), _cost_record(43, "before the panel", 110.0)]
+    merged = merge(table, _shard([_cell("lenet5", "badnets", 0, "new")], "shard 2"))
+    assert merged["cost"] == table["cost"]
+    text = render(_results([]) | {"cost": merged["cost"]}, "BENCHMARKS.json", None)
+    assert "one model each (`python -m benchmarks.cost`)" in text
+    assert "| 43 | gtsrb | small_cnn | defaults | yes (5.00) | 80.0 | 70.0 | 46% | 1500 |" in text
