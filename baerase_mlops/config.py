@@ -67,12 +67,13 @@ class RecoveryConfig:
     # With many classes the smaller half is itself many: where n // 2 + 1 > screen_candidates +
     # screen_panel, the screen keeps only the screen_candidates smallest triggers (where a target
     # is: every backdoor of the zoo that took was the smallest at the screen) and a panel: the
-    # others cut by size into screen_panel runs of ranks, one class drawn from each. The size test
-    # weighs each panel class as its run and the stopped ones as none, so its median and MAD
-    # estimate those of every class given the whole budget, and the steps after the screen no
-    # longer grow with n (core.recovery.optimise.screened_out). screen_panel 0: the smaller half.
+    # others cut by size into screen_panel runs of ranks (three in four up to the median's), one
+    # class drawn from each. The size test weighs each panel class as its run and the stopped ones
+    # as none, so its median and MAD estimate those of every class given the whole budget, and the
+    # steps after the screen no longer grow with n (core.recovery.optimise.screened_out).
+    # screen_panel 0: the smaller half, whatever n.
     screen_candidates: int = 4
-    screen_panel: int = 8
+    screen_panel: int = 12
     class_chunk: int = 0  # classes per batched optimisation; 0 = all at once, 1 = one by one
     seed: int = 0
 

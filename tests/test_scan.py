@@ -123,12 +123,13 @@ def test_the_screen_stops_classes_whose_trigger_never_succeeded_first():
 
 def test_with_many_classes_the_screen_keeps_the_smallest_few_and_one_class_of_each_run_of_the_rest():
     best = torch.arange(43, 0, -1, dtype=torch.float)  # class 42 has the smallest trigger, class 0 the largest
-    out, weights = screened_out(best, torch.zeros(43), candidates=4, panel=6, generator=torch.Generator())
+    out, weights = screened_out(best, torch.zeros(43), candidates=4, panel=8, generator=torch.Generator())
     kept = torch.nonzero(~out).flatten().tolist()
-    assert {42, 41, 40, 39} <= set(kept) and len(kept) == 10
+    assert {42, 41, 40, 39} <= set(kept) and len(kept) == 12
     assert weights[[42, 41, 40, 39]].tolist() == [1.0] * 4
     ranks = sorted(42 - k for k in kept if k < 39)  # 0: the smallest trigger; the panel's ranks are 4..42
-    runs = [(4, 10), (10, 17), (17, 23), (23, 30), (30, 36), (36, 43)]  # 39 ranks cut into 6 runs
+    # Six runs up to the median's rank (21, the 22nd smallest), two above it.
+    runs = [(4, 7), (7, 10), (10, 13), (13, 16), (16, 19), (19, 22), (22, 32), (32, 43)]
     assert all(start <= rank < stop for rank, (start, stop) in zip(ranks, runs))
     assert [weights[42 - rank].item() for rank in ranks] == [stop - start for start, stop in runs]
     assert weights[out].sum() == 0 and weights.sum().item() == 43
