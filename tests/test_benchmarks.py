@@ -715,3 +715,30 @@ def test_the_cost_against_classes_survives_a_merge_and_is_rendered_in_the_table(
     text = render(_results([]) | {"cost": merged["cost"]}, "BENCHMARKS.json", None)
     assert "one model each (`python -m benchmarks.cost`)" in text
     assert "| 43 | gtsrb | small_cnn | defaults | yes (5.00) | 80.0 | 70.0 | 46% | 1500 |" in text
+
+
+def test_a_replayed_schedule_keeps_a_stopped_class_s_size_at_the_screen_and_a_kept_one_s_at_the_end():
+    from dataclasses import replace as with_
+
+    from baerase_mlops.config import RecoveryConfig
+    from benchmarks.schedules import replay
+
+    # 40 rounds, 10 classes; class k's size is 100 + k up to the screen (round 10) and 50 + k after.
+    trace = [[(100.0 if r < 10 else 50.0) + k for k in range(10)] for r in range(40)]
+    sizes, weights, share = replay(trace, with_(RecoveryConfig(), screen_panel=0), seed=0)
+    assert sizes == [50.0 + k for k in range(6)] + [100.0 + k for k in range(6, 10)]  # the smaller half goes on
+    assert weights == [1.0] * 10 and share == (10 * 10 + 6 * 30) / 400
+    whole, _, whole_share = replay(trace, with_(RecoveryConfig(), screen_steps=0), seed=0)
+    assert whole == trace[-1] and whole_share == 1.0
+
+
+def test_a_replayed_panel_weighs_every_class_once_in_all_and_spends_the_steps_of_the_classes_it_keeps():
+    from baerase_mlops.config import RecoveryConfig
+    from benchmarks.schedules import replay
+
+    trace = [[(100.0 if r < 10 else 50.0) + k for k in range(43)] for r in range(40)]
+    sizes, weights, share = replay(trace, RecoveryConfig(), seed=0)
+    kept = [k for k in range(43) if sizes[k] < 100]
+    assert kept[:4] == [0, 1, 2, 3] and len(kept) == 4 + RecoveryConfig().screen_panel
+    assert sum(weights) == 43 and all(weights[k] == 0 for k in range(43) if k not in kept)
+    assert share == (43 * 10 + len(kept) * 30) / (43 * 40)

@@ -159,6 +159,16 @@ def _check_stability(args: list[str]) -> None:
     stability.make_context("benchmarks.stability", [str(REPO / args[0]), *args[1:]])
 
 
+def _check_schedules(args: list[str]) -> None:
+    """``python -m benchmarks.schedules TRACES... [--draws N]``: its options parse and every trace file it
+    names is in the repo."""
+    from benchmarks.schedules import main as schedules
+
+    files = [a for a in args if a.endswith(".jsonl")]
+    assert files and all((REPO / f).is_file() for f in files), f"benchmarks.schedules on missing files {files}"
+    schedules.make_context("benchmarks.schedules", [str(REPO / f) for f in files] + [a for a in args if a not in files])
+
+
 def _check_cost(args: list[str]) -> None:
     """``python -m benchmarks.cost --out FILE ...``: its options parse, and it has a model for
     every class count it names."""
@@ -207,6 +217,8 @@ def test_every_readme_command_names_real_commands_options_and_parameters():
                 _check_reerase(args[3:])
             elif program == "python" and args[1:3] == ["-m", "benchmarks.stability"]:
                 _check_stability(args[3:])
+            elif program == "python" and args[1:3] == ["-m", "benchmarks.schedules"]:
+                _check_schedules(args[3:])
             elif program == "python" and args[1:3] == ["-m", "benchmarks.cost"]:
                 _check_cost(args[3:])
             elif program == "git":
