@@ -709,7 +709,7 @@ def test_the_cost_against_classes_survives_a_merge_and_is_rendered_in_the_table(
     from benchmarks.report import render
 
     table = _shard([_cell("small_cnn", "badnets", 0, "old")], "shard 1")
-    table["cost"] = [_cost_record(43, "defaults", 80.0), _cost_record(43, "before the panel", 110.0)]
+    table["cost"] = [_cost_record(43, "defaults", 80.0), _cost_record(43, "before the panel (screen_panel=0)", 110.0)]
     merged = merge(table, _shard([_cell("lenet5", "badnets", 0, "new")], "shard 2"))
     assert merged["cost"] == table["cost"]
     text = render(_results([]) | {"cost": merged["cost"]}, "BENCHMARKS.json", None)
