@@ -44,9 +44,10 @@ PLANS = {
     100: (TWO_DIGIT, "small_cnn"),
 }
 VARIANTS = {"defaults": {}, "before the panel (screen_panel=0)": {"screen_panel": 0}}
-# The first scan of a process paid for its warm-up (10 classes: 30.6 s of recovery with the defaults,
-# then 24.3 s for the same steps without the panel, which changes nothing there): one short scan of
-# each model goes first, in the JSON and not in the table.
+# The first scan of a process paid for its warm-up (10 classes, one loaded thread: 30.6 s of recovery
+# with the defaults, then 24.3 s for the same steps without the panel, which changes nothing there):
+# one short scan of each model goes first, in the JSON and not in the table. Two identical scans
+# still differ by some 10% on this machine (18.7 and 16.6 s on 2 idle threads, 2026-12-07).
 WARM_UP = "warm-up (20 steps; not in the table)"
 
 
