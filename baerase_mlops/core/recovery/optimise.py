@@ -102,8 +102,9 @@ def screened_out(
     three in four of them up to the median's rank (the size test reads the lower half; the larger
     half counts, and crosses the median now and then) and the rest above it; one class drawn at
     random (``generator``) from each run goes on and weighs for its run, the rest stop and weigh 0.
-    The weighted sizes at the end then estimate, without bias, those every class would have
-    reached. Measured on 43-class GTSRB models given the whole budget (benchmarks.schedules): a
+    The weighted sizes at the end then estimate, without bias, how many classes would have ended
+    under any size had every class had the whole budget, and so the test's median and MAD.
+    Measured on 43-class GTSRB models given the whole budget (benchmarks.schedules): a
     class at the middle of each run instead narrowed the MAD (final sizes of classes picked by
     their rank at the screen regress toward the median) and raised clean models' indices; runs
     spread evenly over all ranks left the lower half's MAD to 3 or 4 draws, and 1 draw in 70
