@@ -29,7 +29,8 @@ import torch
 
 from baerase_mlops.config import ScanConfig
 from baerase_mlops.data import load_images
-from baerase_mlops.engine import prepare_clean_data, run_scan
+from baerase_mlops.engine import CleanData, prepare_clean_data, run_scan
+from baerase_mlops.lab.train import true_attack
 from benchmarks.cases import make_case
 from benchmarks.labcache import default_cache_dir, obtain_lab_model
 from benchmarks.lines import emit
@@ -66,15 +67,16 @@ def write_two_digit_mnist(mnist: Path, path: Path, seed: int = 0) -> None:
     tmp.replace(path)
 
 
-def scan_record(classes: int, plan: DatasetPlan, arch: str, lab: Any, variant: str, device: str) -> dict[str, Any]:
+def scan_record(
+    classes: int, plan: DatasetPlan, arch: str, lab: Any, data: CleanData, variant: str, device: str
+) -> dict[str, Any]:
     config = ScanConfig()
     settings = {"steps": 20, "screen_steps": 10, "round_steps": 10} if variant == WARM_UP else VARIANTS[variant]
     config = replace(config, recovery=replace(config.recovery, seed=0, **settings))
-    data = prepare_clean_data(None, lab.mut, seed=0)
     with PeakMemory(torch.device(device)) as peak, Stopwatch() as watch:
         v = run_scan(lab.mut, data, config, device).verdict
-    attack = (lab.mut.lab_spec.attack if lab.mut.lab_spec else None) or {}
-    target = attack.get("target") if attack.get("name") not in (None, "none") else None
+    truth = true_attack(lab.mut.lab_spec) if lab.mut.lab_spec else None
+    target = truth[1] if truth else None
     steps = [c.steps for c in v.classes]
     return {
         "classes": classes,
@@ -161,9 +163,10 @@ def main(
         lab = obtain_lab_model(
             plan, arch, make_case(case, 0, shape, n), uri, source_dir, cache, reuse=True, device=device
         )
+        data = prepare_clean_data(None, lab.mut, seed=0)  # once: every scan of the model reads the same images
         for variant in [WARM_UP, *VARIANTS]:
             record = {
-                **scan_record(count, plan, arch, lab, variant, device),
+                **scan_record(count, plan, arch, lab, data, variant, device),
                 "machine": machine_info(torch.device(device)),
             }
             emit(record, jsonl)

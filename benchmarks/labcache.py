@@ -28,7 +28,7 @@ from baerase_mlops.config import LabConfig
 from baerase_mlops.data import ImageSet, load_images, stratified_split
 from baerase_mlops.engine import CleanData, ModelUnderTest, load_local_model, prepare_clean_data
 from baerase_mlops.lab.spec import save_lab_model
-from baerase_mlops.lab.train import train_lab_model
+from baerase_mlops.lab.train import train_lab_model, true_attack
 from benchmarks.cases import Case
 from benchmarks.memory import PeakMemory, Stopwatch
 from benchmarks.profiles import DatasetPlan
@@ -188,6 +188,7 @@ def load_cached_model(path: Path) -> CachedModel:
     spec = json.loads(path.with_suffix(".json").read_text())
     mut = load_local_model(path)
     attack = spec.get("attack") or {}
+    truth = true_attack(mut.lab_spec) if mut.lab_spec else None  # None for a clean model (attack "none")
     return CachedModel(
         mut=mut,
         data=prepare_clean_data(None, mut, seed=spec["seed"]),
@@ -196,7 +197,6 @@ def load_cached_model(path: Path) -> CachedModel:
             "model": str(path),
             "architecture": spec["architecture"],
             "attack": attack.get("name"),
-            # a clean lab model records attack "none" with a placeholder target, which it has not
-            "target": attack.get("target") if attack.get("name") not in (None, "none") else None,
+            "target": truth[1] if truth else None,
         },
     )

@@ -57,6 +57,7 @@ def index_of(sizes: list[float], weights: list[float], target: int | None) -> fl
 
 def evaluate(line: dict[str, Any], draws: int) -> dict[str, Any]:
     trace = line["trace"]
+    # Lines written before the zoo cache's clean models lost their placeholder target still carry it.
     target = line["target"] if line.get("attack") not in (None, "none") else None
     defaults = RecoveryConfig()
     half = replace(defaults, screen_panel=0)
