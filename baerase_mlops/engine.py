@@ -22,6 +22,7 @@ from baerase_mlops.config import (
     VerificationConfig,
 )
 from baerase_mlops.contract import InputContract
+from baerase_mlops.core.classifier import fast_layout
 from baerase_mlops.core.metrics import accuracy
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
 from baerase_mlops.core.scan import Scanner, ScanResult, Verdict, recovered_trigger_asr
@@ -381,20 +382,21 @@ def measure(
     targets = scan.verdict.flagged_classes
     model = model.to(device)
     generator = torch.Generator().manual_seed(scan.verdict.seed + 1)
-    recovered = max(
-        (recovered_trigger_asr(model, scan.recovery, scan.holdout, t, 4, generator, device) for t in targets),
-        default=None,
-    )
     evaluation = data.evaluation if data.evaluation is not None else scan.holdout
-    out: dict[str, Any] = {
-        "accuracy": accuracy(model, evaluation.x, evaluation.y, device),
-        "accuracy_on": "lab test split" if data.evaluation is not None else "held-out clean images",
-        "recovered_asr": recovered,
-    }
     known = true_attack(mut.lab_spec) if mut.lab_spec is not None else None
-    if known is not None and data.evaluation is not None:
-        attack, target = known
-        out["real_asr"] = real_asr(model, data.evaluation, attack, target, device)
+    with fast_layout(model, mut.contract.input_shape, device):
+        recovered = max(
+            (recovered_trigger_asr(model, scan.recovery, scan.holdout, t, 4, generator, device) for t in targets),
+            default=None,
+        )
+        out: dict[str, Any] = {
+            "accuracy": accuracy(model, evaluation.x, evaluation.y, device),
+            "accuracy_on": "lab test split" if data.evaluation is not None else "held-out clean images",
+            "recovered_asr": recovered,
+        }
+        if known is not None and data.evaluation is not None:
+            attack, target = known
+            out["real_asr"] = real_asr(model, data.evaluation, attack, target, device)
     out["asr"] = out.get("real_asr", recovered)
     out["asr_kind"] = "real" if "real_asr" in out else "recovered"
     return out

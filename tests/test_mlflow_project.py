@@ -180,6 +180,17 @@ def test_job_run_holds_params_metrics_dataset_and_report(job_registry, main_job)
     assert {"report/verdict.json", "report/triggers.png", "report/norms.png", "report/erasure.json"} <= report
 
 
+def test_verdict_json_holds_the_job_phases_before_the_report(job_registry, main_job):
+    run_id = job_registry.get_model_version(main_job.name, "1").tags["baerase.run_id"]
+    run = job_registry.get_run(run_id)
+    verdict = json.loads(open(job_registry.download_artifacts(run_id, "report/verdict.json")).read())
+    phases = {"phase_downloading_s", "phase_loading_s", "phase_validating_s", "phase_scanning_s", "phase_erasing_s"}
+    assert set(verdict["job_phases"]) == phases
+    assert all(verdict["job_phases"][p] == pytest.approx(run.data.metrics[p], abs=0.01) for p in phases)
+    assert verdict["job_phases"]["phase_scanning_s"] >= verdict["timings"]["total_s"]
+    assert {"phase_reporting_s", "phase_writing_s"} <= set(run.data.metrics)  # after the report: the run's alone
+
+
 def test_rerun_with_the_same_config_is_a_no_op(job_registry, main_job):
     before = _versions(job_registry, main_job.name)
     params = {"model_uri": f"models:/{main_job.name}/1", **main_job.params}

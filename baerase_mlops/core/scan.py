@@ -73,6 +73,9 @@ class Verdict:
     flag_below: float = float("nan")  # a class whose norm is under this is flagged (the threshold, as a norm)
     margin_index: float = float("nan")  # the largest class's maximum-margin index (NaN: the test was off)
     margin_flag_above: float = float("nan")  # a class whose maximum margin is over this is flagged
+    # Seconds of each phase of the job that ran the scan (downloading, loading, validating,
+    # scanning, erasing: the run's phase_*_s metrics up to the report); empty outside a job.
+    job_phases: dict[str, float] = field(default_factory=dict)
     tool_version: str = __version__
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 

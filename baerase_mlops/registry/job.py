@@ -288,8 +288,6 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         )
     stage.now = "scanning"
     scan = run_scan(mut, data, settings.scan_config(), settings.device, progress)
-    report = work / "report"
-    write_scan_report(scan, report)
     tracking.log_verdict(scan.verdict)
 
     outcome = None
@@ -298,7 +296,6 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         outcome = run_erase(
             mut, data, scan, settings.unlearning_config(), settings.unlearning, settings.device, progress
         )
-        write_erase_report(scan, outcome, report)
         tracking.log_erasure(outcome.metrics)
         metrics = outcome.metrics
     else:
@@ -307,6 +304,14 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
             "asr_kind": before["asr_kind"],
             "accuracy_on": before["accuracy_on"],
         }
+    # The report comes last, so that verdict.json holds the job's phases up to it; the run's
+    # phase_* metrics add the report's and the registry writes' own.
+    scan.verdict.job_phases = stage.timings()
+    stage.now = "reporting"
+    report = work / "report"
+    write_scan_report(scan, report)
+    if outcome is not None:
+        write_erase_report(scan, outcome, report)
     tracking.log_report(report)
     stage.now = "writing the results to the registry"
     failure = (
