@@ -92,6 +92,16 @@ def test_the_larger_trigger_check_puts_a_clean_models_easiest_class_far_below_a_
     assert check.asr - max(check.reference_asr.values()) < 0.5, check
 
 
+@pytest.mark.slow
+def test_the_larger_trigger_check_searches_no_reference_when_the_flagged_class_stays_under_the_target(scan_factory):
+    # A fiftieth of a clean model's smallest recovered trigger sends next to no image to its class.
+    _, _, scan = scan_factory("clean")
+    smallest = min(scan.verdict.classes, key=lambda c: c.norm)
+    check = _larger_trigger_check(scan_factory, "clean", smallest.label, smallest.norm / 150)  # 3x: a fiftieth
+    assert check.asr <= VerificationConfig().max_asr
+    assert check.passed and check.reference_asr == {} and check.ceiling == VerificationConfig().max_asr
+
+
 def _cleaned_tags(**overrides: str) -> dict[str, str]:
     tags = {
         T.VERDICT: "cleaned",
