@@ -1,7 +1,9 @@
 """Register the model the MNIST main job is timed on, as models:/clf/1 of the current tracking URI.
 
 ``demo``: the lab's BadNets model, as ``baerase demo`` trains and registers it. ``ARCH ATTACK``: a
-zoo-cache MNIST model (seed 0), logged the way users log models (pt2, an input example).
+zoo-cache MNIST model (seed 0), logged the way users log models (pt2, an input example), and not
+with ``registry.lab.register_lab_model``: that one stores the lab spec in the model's metadata,
+and the job would then treat the model as a lab model (its lab clean set and test split).
 """
 
 import glob
