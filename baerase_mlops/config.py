@@ -135,6 +135,29 @@ class MarginConfig:
 
 
 @dataclass(frozen=True)
+class WarpConfig:
+    """The warp test (core.warps): per class, the smallest smooth warp of clean images of other
+    classes that the model sends to it. Its threshold is the detection's (``DetectionConfig.threshold``)."""
+
+    enabled: bool = True  # the third line of evidence; off, WaNet-like (warping) triggers go untested
+    steps: int = 200  # Adam steps on every class's flow field, all classes batched
+    grid: int = 8  # control points per side of a flow field (bicubic upsampling makes it smooth)
+    # Images per step, shared by the classes (at least ``min_per_class`` each): 16 per class on
+    # 10 classes, 4 on 43.
+    batch: int = 160
+    min_per_class: int = 4
+    rounds: int = 10  # steps between budget changes: a class that sends success of its images...
+    success: float = 0.9  # ...to itself over a round keeps the budget as its size, then tries 0.8x of it; else 1.25x
+    start_pixels: float = 0.5  # the first budget, mean displacement in pixels
+    lr: float = 0.05  # Adam, on the control points (grid_sample's units: 2 = the image side)
+    consistency: float = 1.4826
+    # Floor on the MAD of log warp sizes (the size test's 0.2): a class must need under 41% of the
+    # median warp to be flagged. On MNIST the clean classes need 1.1-2.8 pixels, WaNet's targets
+    # 0.12-0.19 (README, "Benchmarks").
+    min_mad: float = 0.2
+
+
+@dataclass(frozen=True)
 class ScanConfig:
     """A scan: split the clean set, recover triggers for every class, test for outliers."""
 
@@ -142,6 +165,7 @@ class ScanConfig:
     recovery: RecoveryConfig = field(default_factory=RecoveryConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     margins: MarginConfig = field(default_factory=MarginConfig)  # seeded with recovery.seed
+    warps: WarpConfig = field(default_factory=WarpConfig)  # seeded with recovery.seed
     holdout_fraction: float = 0.2  # of the clean set, kept out of recovery to measure recovered-trigger ASR
     # Fresh triggers per held-out image when measuring a flagged class's recovered-trigger ASR
     # (its tag, baerase.asr_before), and a class not flagged (shown, decides nothing): with 43

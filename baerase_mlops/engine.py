@@ -20,6 +20,7 @@ from baerase_mlops.config import (
     UnlearningConfig,
     ValidationConfig,
     VerificationConfig,
+    WarpConfig,
 )
 from baerase_mlops.contract import InputContract
 from baerase_mlops.core.classifier import fast_layout
@@ -334,10 +335,11 @@ def scan_config_of(verdict: Verdict) -> ScanConfig:
         # before its panel kept the smaller half whatever the classes), one from
         # before the log scale was reached on raw sizes, one from before the lower MAD on every
         # class's, one from before the lower median on the mean of the middle two, and one from
-        # before the margin test without it.
+        # before the margin test (or the warp test) without it.
         recovery=RecoveryConfig(**{"screen_steps": 0, "screen_panel": 0, **recorded["recovery"]}),
         detection=DetectionConfig(**{"scale": "raw", "spread": "both", "centre": "mid", **recorded["detection"]}),
         margins=MarginConfig(**recorded["margins"]) if "margins" in recorded else MarginConfig(enabled=False),
+        warps=WarpConfig(**recorded["warps"]) if "warps" in recorded else WarpConfig(enabled=False),
         holdout_fraction=recorded["holdout_fraction"],
         eval_draws=recorded["eval_draws"],
         unflagged_draws=recorded.get("unflagged_draws", recorded["eval_draws"]),

@@ -26,6 +26,7 @@ from baerase_mlops.core.metrics import predict
 from baerase_mlops.core.recovery import RECOVERY_METHODS, RecoveryResult
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
 from baerase_mlops.core.triggers import stamp
+from baerase_mlops.core.warps import WarpDetector, WarpResult
 from baerase_mlops.data.imageset import ImageSet
 from baerase_mlops.data.split import stratified_split
 from baerase_mlops.errors import DataError
@@ -47,9 +48,11 @@ class ClassFinding:
     train_asr: float = float("nan")  # on the optimisation images, at the kept round
     margin: float = float("nan")  # largest logit margin an input reached for the class (core.margins)
     margin_index: float = float("nan")  # its anomaly index, positive above the median
-    flagged_by: str = ""  # which evidence flagged it: "size", "margin" or "size+margin"
+    flagged_by: str = ""  # which evidence flagged it: "size", "margin", "warp" or several joined by "+"
     steps: int = 0  # recovery steps the class got (the class schedule stops some early; 0: not recorded)
     weight: float = 1.0  # how many classes its size stands for in the size test (the screen's panel)
+    warp: float = float("nan")  # smallest smooth warp (mean displacement, pixels) that sent images to it (core.warps)
+    warp_index: float = float("nan")  # its anomaly index, positive below the median
 
 
 @dataclass
@@ -73,6 +76,8 @@ class Verdict:
     flag_below: float = float("nan")  # a class whose norm is under this is flagged (the threshold, as a norm)
     margin_index: float = float("nan")  # the largest class's maximum-margin index (NaN: the test was off)
     margin_flag_above: float = float("nan")  # a class whose maximum margin is over this is flagged
+    warp_index: float = float("nan")  # the smallest warp's index (NaN: the test was off)
+    warp_flag_below: float = float("nan")  # a class whose smallest warp is under this is flagged
     # Seconds of each phase of the job that ran the scan (downloading, loading, validating,
     # scanning, erasing: the run's phase_*_s metrics up to the report); empty outside a job.
     job_phases: dict[str, float] = field(default_factory=dict)
@@ -85,6 +90,8 @@ class Verdict:
 
     def summary(self) -> str:
         margin = "" if math.isnan(self.margin_index) else f", margin index {self.margin_index:.2f}"
+        if not math.isnan(self.warp_index):
+            margin += f", warp index {self.warp_index:.2f}"
         if self.backdoor:
             names = ", ".join(
                 f"{k} ({self.classes[k].name}, by {self.classes[k].flagged_by or 'size'})" for k in self.flagged_classes
@@ -209,11 +216,15 @@ class Scanner:
                 model, optimisation.x, optimisation.y, contract.num_classes
             )
             margins = self._margins(model, contract)
+            warps = self._warps(model, optimisation, contract)
             evaluated = time.perf_counter()
             detection = AnomalyDetector(c.detection).detect(recovery.norms, recovery.weights)
-            by_size = set(detection.flagged)
-            by_margin = set(margins.flagged) if margins else set()
-            flagged = sorted(by_size | by_margin)
+            evidence = {
+                "size": set(detection.flagged),
+                "margin": set(margins.flagged) if margins else set(),
+                "warp": set(warps.flagged) if warps else set(),
+            }
+            flagged = sorted(set().union(*evidence.values()))
             # In the fast layout too: the held-out images of 43 classes are tens of thousands of
             # forward passes (22 s of a GTSRB scan on 2 cores in the model's own layout).
             generator = torch.Generator().manual_seed(c.recovery.seed)
@@ -242,9 +253,11 @@ class Scanner:
                 recovery.train_asr[k],
                 margins.margins[k] if margins else float("nan"),
                 margins.indices[k] if margins else float("nan"),
-                "+".join(name for name, hit in (("size", k in by_size), ("margin", k in by_margin)) if hit),
+                "+".join(name for name, classes in evidence.items() if k in classes),
                 recovery.class_steps[k],
                 recovery.weights[k],
+                warps.sizes[k] if warps else float("nan"),
+                warps.indices[k] if warps else float("nan"),
             )
             for k in range(contract.num_classes)
         ]
@@ -259,6 +272,8 @@ class Scanner:
             flag_below=detection.flag_below,
             margin_index=max(margins.indices) if margins else float("nan"),
             margin_flag_above=margins.flag_above if margins else float("nan"),
+            warp_index=max(warps.indices) if warps else float("nan"),
+            warp_flag_below=warps.flag_below if warps else float("nan"),
             classes=findings,
             method=c.method,
             device=str(self.device),
@@ -266,6 +281,7 @@ class Scanner:
             timings={
                 "recovery_s": recovery.seconds,
                 "margins_s": margins.seconds if margins else 0.0,
+                "warps_s": warps.seconds if warps else 0.0,
                 "evaluation_s": finished - evaluated,
                 "total_s": finished - started,
             },
@@ -289,3 +305,13 @@ class Scanner:
             c.margins, self.device, self.progress, threshold=c.detection.threshold, seed=c.recovery.seed
         )
         return detector.detect(model, tuple(contract.input_shape), contract.num_classes, tuple(contract.value_range))
+
+    def _warps(self, model: nn.Module, optimisation: ImageSet, contract: InputContract) -> WarpResult | None:
+        """The warp test (core.warps) on the recovery's images, seeded like the recovery; None when it is off."""
+        c = self.config
+        if not c.warps.enabled:
+            return None
+        detector = WarpDetector(
+            c.warps, self.device, self.progress, threshold=c.detection.threshold, seed=c.recovery.seed
+        )
+        return detector.detect(model, optimisation.x, optimisation.y, contract.num_classes)

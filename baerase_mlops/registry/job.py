@@ -329,6 +329,7 @@ def _scan_erase_register(job: _JobContext, *, mut: ModelUnderTest, data, source_
         T.ANOMALY_INDEX: T.fmt(scan.verdict.anomaly_index),
         T.FLAGGED_CLASSES: json.dumps(scan.verdict.flagged_classes),
         T.MARGIN_INDEX: T.fmt(scan.verdict.margin_index),
+        T.WARP_INDEX: T.fmt(scan.verdict.warp_index),
         T.FLAGGED_BY: json.dumps({str(k): scan.verdict.classes[k].flagged_by for k in scan.verdict.flagged_classes}),
         T.ASR_BEFORE: T.fmt(metrics.get("asr_before")),
         T.ACCURACY_BEFORE: T.fmt(metrics.get("accuracy_before")),

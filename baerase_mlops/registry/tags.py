@@ -34,9 +34,10 @@ CONFIG_HASH = PREFIX + "config_hash"
 # Of asr_after on a cleaned version: "verified" (the independent re-scan's number; the only kind
 # the gate accepts there); of asr_before: "real" (the lab's trigger is known) or "recovered".
 ASR_KIND = PREFIX + "asr_kind"
-# The maximum-margin test's index of the model (its largest class), beside the size test's
-# anomaly_index, and per flagged class which evidence flagged it ({"8": "size+margin"}).
+# The maximum-margin and warp tests' indices of the model (each its most anomalous class), beside
+# the size test's anomaly_index, and per flagged class which evidence flagged it ({"8": "size+warp"}).
 MARGIN_INDEX = PREFIX + "margin_index"
+WARP_INDEX = PREFIX + "warp_index"
 FLAGGED_BY = PREFIX + "flagged_by"
 # Beside a verified asr_after: how many held-out images it is measured on, and its 95% Wilson
 # upper bound (a verified 0 on 18 images rules out no more than about 18%).

@@ -39,6 +39,7 @@ def log_verdict(verdict: Verdict) -> None:
         "anomaly_index": verdict.anomaly_index,
         "median_norm": verdict.median_norm,
         "margin_index": verdict.margin_index,
+        "warp_index": verdict.warp_index,
         "flagged_count": len(verdict.flagged_classes),
         # What the class schedule spent: steps summed over the classes (all classes x the budget
         # without it), beside each class's own count below.
@@ -50,8 +51,10 @@ def log_verdict(verdict: Verdict) -> None:
         metrics[f"anomaly_index_class_{c.label}"] = c.anomaly_index
         metrics[f"holdout_asr_class_{c.label}"] = c.holdout_asr
         metrics[f"margin_index_class_{c.label}"] = c.margin_index
+        metrics[f"warp_class_{c.label}"] = c.warp
+        metrics[f"warp_index_class_{c.label}"] = c.warp_index
         metrics[f"recovery_steps_class_{c.label}"] = c.steps
-    # NaN: not measured (a margin test switched off, a class with no held-out image)
+    # NaN: not measured (a margin or warp test switched off, a class with no held-out image)
     mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and not math.isnan(v)})
     mlflow.set_tag("baerase.status", verdict.status)
 

@@ -2,7 +2,7 @@
 
 verdict.json    the verdict (machine-readable)
 triggers.pt     the recovered trigger families (tensors only; ``erase --report`` reuses them)
-norms.png       per class, the smallest-trigger size and the maximum margin, each with its flag boundary
+norms.png       per class, the smallest-trigger size, the maximum margin and the smallest warp, with their flag lines
 triggers.png    every class's mask, masked pattern and a stamped example, one row each
 class_KK.png    the same for class KK alone
 """
@@ -144,14 +144,17 @@ def plot_triggers(verdict: Verdict, examples, path: Path, class_paths: list[Path
 
 
 def plot_norms(verdict: Verdict, path: Path) -> None:
-    """Bar charts of the two lines of evidence per class: the smallest trigger size (below the
+    """Bar charts of the lines of evidence per class: the smallest trigger size (below the
     dashed line is flagged) and, when measured, the maximum logit margin (above its line is
-    flagged); bars of flagged classes in red."""
+    flagged) and the smallest warp (below its line); bars of flagged classes in red."""
     norms = [c.norm for c in verdict.classes]
     margins = [c.margin for c in verdict.classes]
+    warps = [c.warp for c in verdict.classes]
     measured = not any(math.isnan(m) for m in margins)
+    warped = not any(math.isnan(w) for w in warps)
+    panels = 1 + measured + warped
     width = max(6, 0.35 * len(norms))
-    fig, axes = plt.subplots(1, 2 if measured else 1, figsize=(width * (2 if measured else 1), 3.5), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(width * panels, 3.5), squeeze=False)
     colours = ["#d62728" if c.flagged else "#1f77b4" for c in verdict.classes]
     ticks = [str(c.label) for c in verdict.classes]
     ax = axes[0][0]
@@ -169,6 +172,16 @@ def plot_norms(verdict: Verdict, path: Path) -> None:
             "maximum logit margin",
             verdict.margin_flag_above,
             f"flag above {beyond}",
+        )
+    if warped:
+        _evidence_bars(
+            axes[0][panels - 1],
+            warps,
+            colours,
+            ticks,
+            "smallest smooth warp (pixels)",
+            verdict.warp_flag_below,
+            f"flag below {beyond}",
         )
     fig.suptitle(verdict.summary(), fontsize=8)
     fig.tight_layout()

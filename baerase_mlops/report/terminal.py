@@ -25,6 +25,8 @@ def verdict_table(verdict: Verdict) -> Table:
         ("held-out ASR", "right"),
         ("max margin", "right"),
         ("margin index", "right"),
+        ("smallest warp (px)", "right"),
+        ("warp index", "right"),
         ("", "left"),
     ]:
         table.add_column(name, justify=justify)
@@ -44,6 +46,8 @@ def verdict_table(verdict: Verdict) -> Table:
             percent(c.holdout_asr),
             _number(c.margin, 1),
             _number(c.margin_index, 2),
+            _number(c.warp, 2),
+            _number(c.warp_index, 2),
             note,
             style=style,
         )
