@@ -234,6 +234,9 @@ class UnlearningConfig:
     # benchmarks/results/erasure-relabel-2026-12-05/.
     relabel: float = 1.0
     amplify: float = 2.0  # masks scaled by u ~ U[1, amplify]: stronger versions are unlearnt too
+    # Of the triggered images of a class the warp test flagged, the share resampled through its
+    # smallest warp (scaled like the masks) instead of stamped with a recovered mask (BAERASE only).
+    warp_share: float = 0.5
     max_accuracy_drop: float = 0.02  # a checkpoint may lose at most this clean accuracy
     target_share: float = 0.25  # share of each clean batch drawn from the flagged classes' own images
     # Additions to the paper's loss, both measured on MNIST lab models with 200 clean images:

@@ -205,3 +205,20 @@ def test_cli_erase_refuses_a_report_made_with_other_data(lab_model_factory, tmp_
     )
     assert result.exit_code == 4 and "scan again" in result.output
     assert not (tmp_path / "c.pt").exists()
+
+
+def test_baerase_erases_a_warping_backdoor_through_its_recovered_warp(scan_factory, lab_model_factory):
+    # WaNet stamps no mask: the scan flags it by its smallest warp, the unlearning resamples images
+    # through that warp, and the verification searches afresh for a warp of that size.
+    mut, data, scan = scan_factory("wanet")
+    target = lab_model_factory("wanet").target
+    assert scan.verdict.flagged_classes == [target]
+    assert "warp" in scan.verdict.classes[target].flagged_by.split("+") and target in scan.warp_flows
+    outcome = run_erase(mut, data, scan, device="cpu")
+    assert outcome.verified, outcome.verification.reasons
+    assert [w.label for w in outcome.verification.warps] == [target]
+    assert outcome.verification.triggers == []  # no mask search at a size the size test found ordinary
+    m = outcome.metrics
+    assert m["real_asr_before"] >= 0.85 and m["real_asr_after"] <= 0.02  # the tiny WaNet takes 90%
+    assert m["accuracy_before"] - m["accuracy_after"] <= 0.02
+    assert m["real_asr_after"] - 0.02 <= m["verified_asr"] <= 0.02

@@ -11,7 +11,8 @@ from torch import nn
 
 from baerase_mlops.config import DetectionConfig, WarpConfig
 from baerase_mlops.core.triggers import warp
-from baerase_mlops.core.warps import WarpDetector, warp_indices
+from baerase_mlops.core.warps import WarpDetector, search_budgeted_warp, warp_asr, warp_indices
+from baerase_mlops.report.scan_report import WARPS_FILE, read_warp_flows
 
 CONFIG = WarpConfig()
 THRESHOLD = DetectionConfig().threshold  # the scan's one threshold, for every test
@@ -114,3 +115,32 @@ def test_a_clean_lab_model_is_not_flagged(lab_model_factory, mnist):
     clean = mnist.subset(torch.arange(0, len(mnist), 5))
     result = WarpDetector(CONFIG, "cpu").detect(lab_model_factory("clean").model, clean.x, clean.y, 10)
     assert result.flagged == [] and max(result.indices) < THRESHOLD
+
+
+def test_a_budgeted_warp_stays_within_its_budget_and_finds_the_shortcut():
+    x, y = _line_images()
+    model = _ShiftShortcut()
+    outside = x[y != 1]
+    flow = search_budgeted_warp(
+        model,
+        outside,
+        1,
+        0.4,
+        steps=60,
+        grid=4,
+        lr=0.05,
+        batch_size=16,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+    )
+    pixels = flow * torch.tensor([3.5, 3.5]).view(1, 2, 1, 1)  # (8 - 1) / 2 pixels per grid_sample unit
+    assert float(pixels.abs().mean()) <= 0.4 + 1e-5
+    assert warp_asr(model, outside, flow, 1, torch.device("cpu")) == 1.0
+    assert warp_asr(model, outside, torch.zeros_like(flow), 1, torch.device("cpu")) == 0.0
+
+
+def test_a_scan_report_keeps_the_flagged_warps(tmp_path):
+    flows = {3: torch.randn(1, 2, 8, 8)}
+    torch.save({str(k): f for k, f in flows.items()}, tmp_path / WARPS_FILE)
+    assert torch.equal(read_warp_flows(tmp_path)[3], flows[3])
+    assert read_warp_flows(tmp_path / "elsewhere") == {}

@@ -129,6 +129,9 @@ class ScanResult:
     recovery: RecoveryResult
     optimisation: ImageSet  # the part of the clean set the triggers were recovered on
     holdout: ImageSet  # the part kept out, for recovered-trigger ASR (and unlearning's stopping rule)
+    # The smallest warp of each class the warp test flagged (control points, core.warps): what the
+    # unlearning resamples images through. Empty when the test was off or flagged nothing.
+    warp_flows: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def split_clean_set(clean: ImageSet, holdout_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
@@ -294,7 +297,8 @@ class Scanner:
             },
             config=asdict(c),
         )
-        return ScanResult(verdict, recovery, optimisation, holdout)
+        flows = {k: warps.flows[k : k + 1] for k in warps.flagged} if warps else {}
+        return ScanResult(verdict, recovery, optimisation, holdout, flows)
 
     def _margins(self, model: nn.Module, contract: InputContract) -> MarginResult | None:
         """The trigger-agnostic test (core.margins), seeded like the recovery; None when it is off."""

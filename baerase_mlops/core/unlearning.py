@@ -47,7 +47,8 @@ from baerase_mlops.core.metrics import accuracy
 from baerase_mlops.core.recovery import RecoveryResult
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device, seed_everything
 from baerase_mlops.core.scan import recovered_trigger_asr
-from baerase_mlops.core.triggers import stamp
+from baerase_mlops.core.triggers import stamp, warp
+from baerase_mlops.core.warps import warp_asr
 from baerase_mlops.data.imageset import ImageSet
 
 
@@ -122,6 +123,8 @@ class Unlearner(ABC):
     # Whether UnlearningConfig.larger_triggers applies: BAERASE's ascent only, so that the
     # Neural-Cleanse baseline stays the published method and fine-tuning stays trigger-free.
     uses_larger_triggers: ClassVar[bool] = False
+    # Whether the warp test's flows are unlearnt (BAERASE only, for the same reason).
+    uses_warps: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -141,9 +144,17 @@ class Unlearner(ABC):
         trigger belongs to ``targets`` (true labels of ``stamped`` are those of ``x``)."""
 
     def unlearn(
-        self, model: nn.Module, train: ImageSet, holdout: ImageSet, recovery: RecoveryResult, targets: list[int]
+        self,
+        model: nn.Module,
+        train: ImageSet,
+        holdout: ImageSet,
+        recovery: RecoveryResult,
+        targets: list[int],
+        warp_flows: dict[int, torch.Tensor] | None = None,
     ) -> UnlearningResult:
-        """Unlearn on ``train`` (the unlearning part of the clean set), judge on ``holdout``."""
+        """Unlearn on ``train`` (the unlearning part of the clean set), judge on ``holdout``.
+        ``warp_flows``: the smallest warps of the targets the warp test flagged (``ScanResult.warp_flows``),
+        unlearnt beside their recovered triggers where the method takes them (``uses_warps``)."""
         if not targets:
             raise ValueError("unlearning needs at least one flagged target class")
         started = time.perf_counter()
@@ -159,6 +170,7 @@ class Unlearner(ABC):
             p.requires_grad_(True)
         optimiser = torch.optim.SGD(trainable, lr=c.lr, momentum=c.momentum)
         families = {t: recovery.family.subset([t]).to(self.device) for t in targets}
+        flows = {t: f.to(self.device) for t, f in (warp_flows or {}).items() if t in targets} if self.uses_warps else {}
         target_of = torch.tensor(targets)
         x_all, y_all = train.x.to(self.device), train.y.to(self.device)
         x_clean, y_clean = torch.cat([train.x, holdout.x]), torch.cat([train.y, holdout.y])
@@ -179,6 +191,8 @@ class Unlearner(ABC):
                     recovered_trigger_asr(model, recovery, holdout, t, c.eval_draws, eval_gen, self.device)
                     for t in targets
                 )
+                for t, flow in flows.items():
+                    asr = max(asr, warp_asr(model, holdout.x[holdout.y != t], flow, t, self.device))
                 if c.adversarial_stop:
                     for t, found in adversarial.items():
                         asr = max(asr, trigger_asr(model, measure_on[t], found.mask, found.pattern, t, self.device))
@@ -208,6 +222,8 @@ class Unlearner(ABC):
                 self.device
             )
             stamped = self._stamp(families, x, trigger_targets, generator, c.amplify, c.trigger_shift)
+            if flows:
+                stamped = self._warp_share(flows, stamped, x, trigger_targets, generator)
             if c.adversarial_every > 0:
                 if (step - 1) % c.adversarial_every == 0:
                     with frozen(model):
@@ -350,6 +366,26 @@ class Unlearner(ABC):
             stamped[rows] = stamp(x[rows], mask, pattern)
         return stamped
 
+    def _warp_share(
+        self,
+        flows: dict[int, torch.Tensor],
+        stamped: torch.Tensor,
+        x: torch.Tensor,
+        targets: torch.Tensor,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """``stamped`` with ``warp_share`` of the rows of warp-flagged targets resampled instead through
+        their target's smallest warp, scaled by u ~ U[1, amplify] (stronger versions are unlearnt too)."""
+        c = self.config
+        chosen = (torch.rand(len(x), generator=generator) < c.warp_share).to(x.device)
+        for t, flow in flows.items():
+            rows = chosen & (targets == t)
+            count = int(rows.sum())
+            if count:
+                scale = 1.0 + (c.amplify - 1.0) * torch.rand(count, 1, 1, 1, generator=generator).to(x.device)
+                stamped[rows] = warp(x[rows], flow * scale)
+        return stamped
+
     def _stamp_adversarial(
         self,
         adversarial: dict[int, FoundTrigger],
@@ -402,6 +438,7 @@ def move_half(
 class BaeraseUnlearning(Unlearner):
     method = "baerase"
     uses_larger_triggers = True
+    uses_warps = True
 
     def loss(self, model, x, y, stamped, targets):
         c = self.config

@@ -7,7 +7,8 @@ is called cleaned, :class:`ErasureVerifier` therefore examines the candidate afr
 
 1. **A re-scan from scratch**: every class, a fresh recovery seed (new triggers, never used
    in unlearning), the same detection. It must flag nothing.
-2. **A trigger search at the backdoor's size**: for every class the original scan flagged,
+2. **A trigger search at the backdoor's size**: for every class the original scan flagged
+   by its trigger size or its margin (a class the warp test alone flagged is searched by 4),
    the strongest trigger no larger than the flagged class's smallest recovered trigger
    (projected gradient on a mask and a pattern, from a fresh seed, several restarts) is
    searched on the recovery images and measured on clean images kept out of unlearning,
@@ -20,9 +21,12 @@ is called cleaned, :class:`ErasureVerifier` therefore examines the candidate afr
    backdoor that a somewhat larger trigger still opens; a cleaned class is no easier to reach
    than the model's natural ones. (One that stays at or under the target even there passes
    without the other classes being searched.)
+4. **A warp at the backdoor's size**: for every class the warp test flagged (core.warps), the
+   strongest smooth warp no larger than its smallest warp in the original scan, searched and
+   measured as in 2. Its ASR must be at or under the target too.
 
-All three are measured on the candidate only, with triggers it never saw; the ASR of 2 is the
-``asr_after`` a registry may record as ``verified``.
+All four are measured on the candidate only, with triggers it never saw; the worst ASR of 2 and 4
+is the ``asr_after`` a registry may record as ``verified``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from baerase_mlops.core.contract import InputContract
 from baerase_mlops.core.metrics import predict
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device
 from baerase_mlops.core.scan import Scanner, Verdict
+from baerase_mlops.core.warps import search_budgeted_warp, warp_asr
 from baerase_mlops.data.imageset import ImageSet
 
 
@@ -65,6 +70,16 @@ class BudgetedTrigger:
     images: int  # how many images ``asr`` is measured on
     search_asr: float  # on the search images (what the search optimised)
     mask_l1: float
+
+
+@dataclass(frozen=True)
+class BudgetedWarp:
+    """The strongest smooth warp found toward ``label`` within ``budget`` (mean displacement, pixels)."""
+
+    label: int
+    budget: float
+    asr: float  # on the verification images outside ``label``
+    images: int
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,7 @@ class VerificationResult:
     seconds: float
     seed: int
     larger_triggers: list[LargerTriggerCheck] = field(default_factory=list)  # one per flagged class (empty: off)
+    warps: list[BudgetedWarp] = field(default_factory=list)  # one per class the warp test flagged
     timings: dict[str, float] = field(default_factory=dict)  # seconds of each part: rescan, searches
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -111,20 +127,21 @@ class VerificationResult:
     @property
     def asr_images(self) -> int:
         """How many held-out images the verified ASR (the worst trigger's) is measured on."""
-        return min((t.images for t in self.triggers if t.asr == self.asr), default=0)
+        return min((t.images for t in [*self.triggers, *self.warps] if t.asr == self.asr), default=0)
 
     @property
     def asr_upper(self) -> float:
         """The 95% Wilson upper bound of the verified ASR: the most the measurement rules in.
         0 of ~20 images is "verified 0%", yet cannot rule out 16%; a tag says both."""
-        return max((wilson_interval(round(t.asr * t.images), t.images)[1] for t in self.triggers), default=0.0)
+        measured = [*self.triggers, *self.warps]
+        return max((wilson_interval(round(t.asr * t.images), t.images)[1] for t in measured), default=0.0)
 
     def summary(self) -> str:
         if self.passed:
+            what = "trigger" if self.triggers else "warp"
             return (
                 f"verified: a fresh scan flags nothing (largest anomaly index {self.rescan.anomaly_index:.2f}) and the "
-                f"strongest trigger of the backdoor's size reaches {self.asr:.2%} on "
-                f"{self.triggers[0].images if self.triggers else 0} held-out images"
+                f"strongest {what} of the backdoor's size reaches {self.asr:.2%} on {self.asr_images} held-out images"
             )
         return "verification failed: " + "; ".join(self.reasons)
 
@@ -139,6 +156,7 @@ class VerificationResult:
             "target_asr": self.target_asr,
             "triggers": [t.__dict__ for t in self.triggers],
             "larger_triggers": [{**asdict(check), "passed": check.passed} for check in self.larger_triggers],
+            "warps": [asdict(w) for w in self.warps],
             "accuracy_before": self.accuracy_before,
             "accuracy_after": self.accuracy_after,
             "accuracy_drop": self.accuracy_drop,
@@ -192,8 +210,10 @@ class ErasureVerifier:
         contract: InputContract,
         flagged: dict[int, float],
         search_seen: bool = False,
+        warped: dict[int, float] | None = None,
     ) -> VerificationResult:
-        """``flagged``: the original scan's flagged classes and their smallest trigger sizes.
+        """``flagged``: the original scan's flagged classes to search mask triggers for, and their smallest
+        trigger sizes; ``warped``: those the warp test flagged and their smallest warps (pixels).
         ``optimisation``: images to recover and search triggers on; ``verify``: images that
         neither the unlearning, its stopping rule nor the search saw. ``search_seen``: the
         unlearning trained on this search's triggers (``UnlearningResult.searched``), so the
@@ -222,7 +242,13 @@ class ErasureVerifier:
             )
             larger = [check for check in checks if check is not None]
             timings["larger_triggers_s"] = time.perf_counter() - mark
-        worst = max((t.asr for t in triggers), default=0.0)
+            mark = time.perf_counter()
+            warps = [
+                self.budgeted_warp(candidate, optimisation, verify, label, size * c.budget_factor, seed + label)
+                for label, size in sorted((warped or {}).items())
+            ]
+            timings["warp_search_s"] = time.perf_counter() - mark
+        worst = max((t.asr for t in [*triggers, *warps]), default=0.0)
         before_ok, after_ok = self._correct(original, verify), self._correct(candidate, verify)
         reasons = []
         if search_seen:
@@ -239,6 +265,12 @@ class ErasureVerifier:
                 reasons.append(
                     f"a trigger of the backdoor's size still sends {t.asr:.2%} of {t.images} held-out images to class "
                     f"{t.label} (target {target_asr:.2%})"
+                )
+        for w in warps:
+            if w.asr > target_asr + 1e-12:
+                reasons.append(
+                    f"a warp of the backdoor's size ({w.budget:.2f} pixels) still sends {w.asr:.2%} of {w.images} "
+                    f"held-out images to class {w.label} (target {target_asr:.2%})"
                 )
         for check in larger:
             if not check.passed:
@@ -264,6 +296,7 @@ class ErasureVerifier:
             seconds=time.perf_counter() - started,
             seed=seed,
             larger_triggers=larger,
+            warps=warps,
             timings=timings,
         )
 
@@ -286,6 +319,28 @@ class ErasureVerifier:
             else float("nan")
         )
         return BudgetedTrigger(label, budget, verify_asr, len(x_verify), found.search_asr, float(found.mask.sum()))
+
+    def budgeted_warp(
+        self, model: nn.Module, search: ImageSet, verify: ImageSet, label: int, budget: float, seed: int
+    ) -> BudgetedWarp:
+        """The strongest smooth warp toward ``label`` within ``budget`` pixels (the warp test's field,
+        ``core.warps.search_budgeted_warp``), searched on ``search`` and measured on ``verify``."""
+        c = self.config
+        x_verify = verify.x[verify.y != label]
+        flow = search_budgeted_warp(
+            model,
+            search.x[search.y != label],
+            label,
+            budget,
+            steps=c.steps,
+            grid=self.scan_config.warps.grid,
+            lr=self.scan_config.warps.lr,
+            batch_size=c.batch_size,
+            generator=torch.Generator().manual_seed(seed),
+            device=self.device,
+        )
+        asr = warp_asr(model, x_verify, flow, label, self.device) if len(x_verify) else float("nan")
+        return BudgetedWarp(label, budget, asr, len(x_verify))
 
     def larger_trigger_check(
         self,

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from baerase_mlops.config import DetectionConfig, WarpConfig
 from baerase_mlops.core.classifier import frozen
 from baerase_mlops.core.detection import anomaly_indices
+from baerase_mlops.core.metrics import predict
 from baerase_mlops.core.runtime import Progress, no_progress, resolve_device, seed_everything
 from baerase_mlops.core.triggers import warp
 
@@ -149,3 +150,46 @@ class WarpDetector:
             steps=c.steps,
             seconds=time.perf_counter() - started,
         )
+
+
+def search_budgeted_warp(
+    model: nn.Module,
+    x: torch.Tensor,
+    label: int,
+    budget: float,
+    *,
+    steps: int,
+    grid: int,
+    lr: float,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
+    """The strongest smooth warp toward ``label`` whose mean displacement is at most ``budget`` pixels:
+    Adam on cross-entropy over batches of ``x`` (images outside ``label``), projected into the budget
+    after every step. Returns its control points (1 x 2 x grid x grid, on the CPU)."""
+    h, w = x.shape[-2:]
+    to_pixels = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=device).view(1, 2, 1, 1)
+    flow = (torch.randn(1, 2, grid, grid, generator=generator) * 1e-3).to(device).requires_grad_(True)
+    optimiser = torch.optim.Adam([flow], lr=lr)
+    x = x.to(device)
+    target = torch.full((min(batch_size, len(x)),), label, device=device)
+    for _ in range(steps):
+        images = x[torch.randint(len(x), (len(target),), generator=generator).to(device)]
+        loss = F.cross_entropy(model(warp(images, flow)), target)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            size = float((flow * to_pixels).abs().mean())
+            if size > budget:
+                flow.mul_(budget / size)
+    return flow.detach().cpu()
+
+
+@torch.no_grad()
+def warp_asr(model: nn.Module, x: torch.Tensor, flow: torch.Tensor, label: int, device: torch.device) -> float:
+    """Share of images ``x`` (outside ``label``) that ``flow`` sends to ``label``."""
+    if len(x) == 0:
+        return float("nan")
+    return float((predict(model, warp(x.to(device), flow.to(device)), device) == label).float().mean())

@@ -2,6 +2,7 @@
 
 verdict.json    the verdict (machine-readable)
 triggers.pt     the recovered trigger families (tensors only; ``erase --report`` reuses them)
+warps.pt        the smallest warps of the classes the warp test flagged (tensors only; only when it flagged one)
 norms.png       per class, the smallest-trigger size, the maximum margin and the smallest warp, with their flag lines
 triggers.png    every class's mask, masked pattern and a stamped example, one row each
 class_KK.png    the same for class KK alone
@@ -30,6 +31,7 @@ from baerase_mlops.errors import BaeraseError  # noqa: E402
 
 VERDICT_FILE = "verdict.json"
 TRIGGERS_FILE = "triggers.pt"
+WARPS_FILE = "warps.pt"
 
 
 def write_scan_report(result: ScanResult, out_dir: str | Path) -> dict[str, Path]:
@@ -44,12 +46,26 @@ def write_scan_report(result: ScanResult, out_dir: str | Path) -> dict[str, Path
     }
     files["verdict"].write_text(json.dumps(result.verdict.to_json(), indent=2) + "\n")
     torch.save(family_to_dict(result.recovery.family), files["triggers"])
+    if result.warp_flows:
+        files["warps"] = out / WARPS_FILE
+        torch.save({str(k): flow for k, flow in result.warp_flows.items()}, files["warps"])
     plot_norms(result.verdict, files["norms_chart"])
     examples = _examples(result)
     class_paths = [out / f"class_{k:02d}.png" for k in range(len(examples))]
     files |= {path.stem: path for path in class_paths}  # "class_00", ...
     plot_triggers(result.verdict, examples, files["triggers_grid"], class_paths)
     return files
+
+
+def read_warp_flows(report_dir: str | Path) -> dict[int, torch.Tensor]:
+    """The flagged classes' smallest warps of an earlier scan (none when its warp test flagged nothing)."""
+    path = Path(report_dir) / WARPS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return {int(k): flow for k, flow in torch.load(path, map_location="cpu", weights_only=True).items()}
+    except (AttributeError, TypeError, ValueError, RuntimeError) as exc:
+        raise BaeraseError(f"{report_dir}: unreadable {WARPS_FILE} ({type(exc).__name__}: {exc})") from exc
 
 
 def read_scan_report(report_dir: str | Path) -> tuple[Verdict, RecoveryResult]:
