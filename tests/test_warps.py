@@ -3,6 +3,7 @@ sizes, and the detector on real lab models."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -144,3 +145,14 @@ def test_a_scan_report_keeps_the_flagged_warps(tmp_path):
     torch.save({str(k): f for k, f in flows.items()}, tmp_path / WARPS_FILE)
     assert torch.equal(read_warp_flows(tmp_path)[3], flows[3])
     assert read_warp_flows(tmp_path / "elsewhere") == {}
+
+
+def test_the_test_abstains_when_the_median_class_was_never_reached():
+    # Most classes of a 43-class traffic-sign model could not be warped at all within the budget: the
+    # natural warp scale is unknown, and the few reached classes are no outliers (GTSRB small_cnn).
+    x, y = _line_images()
+    config = replace(CONFIG, steps=20, start_pixels=0.3)  # two rounds: class 1 alone is reached
+    result = WarpDetector(config, "cpu").detect(_ShiftShortcut(), x, y, 3)
+    assert result.reached == [False, True, False]
+    assert not result.conclusive and result.flagged == []
+    assert all(math.isnan(v) for v in result.indices)

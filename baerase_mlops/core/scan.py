@@ -275,7 +275,7 @@ class Scanner:
             flag_below=detection.flag_below,
             margin_index=max(margins.indices) if margins else float("nan"),
             margin_flag_above=margins.flag_above if margins else float("nan"),
-            warp_index=max(warps.indices) if warps else float("nan"),
+            warp_index=max(warps.indices) if warps and warps.conclusive else float("nan"),
             warp_flag_below=warps.flag_below if warps else float("nan"),
             classes=findings,
             method=c.method,
