@@ -199,7 +199,22 @@ def test_a_scan_with_a_panel_records_each_class_s_weight_and_steps():
     assert len(kept) == 5 and all(c.steps == 20 and c.weight == 0 for c in verdict.classes if c.steps != 40)
     assert sum(c.weight for c in kept) == pytest.approx(12)
     assert sorted(c.weight for c in kept)[:2] == [1.0, 1.0]
-    assert Verdict.from_json(verdict.to_json()).classes == verdict.classes
+    # Through JSON (NaN, e.g. an inconclusive warp test's indices, is null there and never equals itself)
+    assert Verdict.from_json(verdict.to_json()).to_json() == verdict.to_json()
+
+
+def test_a_verdict_read_back_from_json_keeps_an_inconclusive_test_as_nan():
+    data = _tiny()
+    warps = replace(FAST.warps, steps=10, start_pixels=0.01)  # one round, far too small a warp: nothing reached
+    verdict = (
+        Scanner(replace(FAST, warps=warps), device="cpu")
+        .scan(_tiny_model(), data, InputContract((1, 8, 8), data.classes))
+        .verdict
+    )
+    assert math.isnan(verdict.warp_index)
+    read = Verdict.from_json(json.loads(json.dumps(verdict.to_json())))
+    assert math.isnan(read.warp_index) and math.isnan(read.classes[0].warp_index)
+    assert read.summary() == verdict.summary()
 
 
 @pytest.mark.parametrize("field", ["eval_draws", "unflagged_draws"])

@@ -3,6 +3,7 @@ sizes, and the detector on real lab models."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -13,7 +14,7 @@ from torch import nn
 from baerase_mlops.config import DetectionConfig, WarpConfig
 from baerase_mlops.core.triggers import warp
 from baerase_mlops.core.warps import WarpDetector, search_budgeted_warp, warp_asr, warp_indices
-from baerase_mlops.report.scan_report import WARPS_FILE, read_warp_flows
+from baerase_mlops.report.scan_report import WARPS_FILE, read_warp_flows, write_scan_report
 
 CONFIG = WarpConfig()
 THRESHOLD = DetectionConfig().threshold  # the scan's one threshold, for every test
@@ -156,3 +157,16 @@ def test_the_test_abstains_when_the_median_class_was_never_reached():
     assert result.reached == [False, True, False]
     assert not result.conclusive and result.flagged == []
     assert all(math.isnan(v) for v in result.indices)
+
+
+@pytest.mark.slow
+def test_a_scan_of_a_wanet_model_reports_and_keeps_its_warp(scan_factory, lab_model_factory, tmp_path):
+    _, _, scan = scan_factory("wanet")
+    target = lab_model_factory("wanet").target
+    finding = scan.verdict.classes[target]
+    assert finding.warp_index > THRESHOLD and finding.warp < scan.verdict.warp_flag_below
+    assert "warp index" in scan.verdict.summary()
+    files = write_scan_report(scan, tmp_path)
+    assert files["warps"].is_file() and list(read_warp_flows(tmp_path)) == [target]
+    assert torch.equal(read_warp_flows(tmp_path)[target], scan.warp_flows[target])
+    assert json.loads(files["verdict"].read_text())["classes"][target]["flagged_by"].endswith("warp")

@@ -116,6 +116,10 @@ class Verdict:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Verdict:
         fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        # JSON holds NaN (a test that was off or inconclusive) as null
+        fields |= {
+            k: float("nan") for k, v in fields.items() if v is None and cls.__dataclass_fields__[k].type == "float"
+        }
         fields["classes"] = [
             ClassFinding(**{k: (float("nan") if v is None else v) for k, v in c.items()}) for c in data["classes"]
         ]

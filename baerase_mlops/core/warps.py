@@ -13,8 +13,8 @@ warp of any shape, not WaNet's own grid), trained by Adam on cross-entropy towar
 after every round of steps a class that met ``success`` keeps the budget as its size and tries 0.8x
 of it, one that did not gets 1.25x (a projected search, all classes batched). The outlier test is the
 size test's MAD test on log sizes (one-sided, below the median), with the detection's threshold; it
-abstains where the median class was never reached. Measured (README, "Benchmarks"): on MNIST clean
-classes need 1.2-2.4 pixels, WaNet targets 0.13-0.21.
+abstains where the median class was never reached. Measured (README, "Benchmarks"): the median MNIST
+class needs 1.2-1.5 pixels, WaNet targets 0.11-0.21.
 """
 
 from __future__ import annotations

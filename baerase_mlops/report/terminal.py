@@ -23,10 +23,9 @@ def verdict_table(verdict: Verdict) -> Table:
         *([("weight in size test", "right")] if weighted else []),
         ("anomaly index", "right"),
         ("held-out ASR", "right"),
-        ("max margin", "right"),
-        ("margin index", "right"),
-        ("smallest warp (px)", "right"),
-        ("warp index", "right"),
+        # Value and index in one column each, so that the table keeps to a terminal's width.
+        ("max margin (index)", "right"),
+        ("smallest warp, px (index)", "right"),
         ("", "left"),
     ]:
         table.add_column(name, justify=justify)
@@ -44,10 +43,8 @@ def verdict_table(verdict: Verdict) -> Table:
             *([f"{c.weight:.2f}"] if weighted else []),
             f"{c.anomaly_index:.2f}",
             percent(c.holdout_asr),
-            _number(c.margin, 1),
-            _number(c.margin_index, 2),
-            _number(c.warp, 2),
-            _number(c.warp_index, 2),
+            _with_index(c.margin, 1, c.margin_index),
+            _with_index(c.warp, 2, c.warp_index),
             note,
             style=style,
         )
@@ -56,6 +53,13 @@ def verdict_table(verdict: Verdict) -> Table:
 
 def _number(value: float, digits: int) -> str:
     return "-" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def _with_index(value: float, digits: int, index: float) -> str:
+    """``12.3 (4.56)``: a line of evidence's value and its anomaly index ("-" where not measured)."""
+    if math.isnan(value):
+        return "-"
+    return f"{value:.{digits}f} ({_number(index, 2)})"
 
 
 def erasure_table(metrics: dict[str, Any]) -> Table:
