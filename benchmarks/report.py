@@ -306,32 +306,45 @@ def _target_by(r: Run, scan: str, evidence: str) -> bool:
     return evidence in (flagged_by[r["target"]] if r["target"] < len(flagged_by) else "")
 
 
-def _target_margin(r: Run, scan: str) -> float | None:
-    indices = r["scans"][scan].get("margin_indices")
+def _target_index(r: Run, scan: str, key: str) -> float | None:
+    indices = r["scans"][scan].get(key)
     return indices[r["target"]] if indices and indices[r["target"]] is not None else None
 
 
-def _max_clean_margin(runs: list[Run], scan: str) -> float | None:
+def _max_clean(runs: list[Run], scan: str, key: str) -> float | None:
     vals = [
-        max(v for v in r["scans"][scan]["margin_indices"] if v is not None)
+        max((v for v in r["scans"][scan][key] if v is not None), default=None)
         for r in runs
-        if not r["backdoored"] and scan in r["scans"] and r["scans"][scan].get("margin_indices")
+        if not r["backdoored"] and scan in r["scans"] and r["scans"][scan].get(key)
     ]
+    vals = [v for v in vals if v is not None]  # an inconclusive warp test has no index
     return max(vals) if vals else None
+
+
+def _warp_test_ran(r: Run, scan: str) -> bool:
+    """Whether the run's scan had the warp test (its timing: runs from before it have none)."""
+    return bool((r["scans"][scan].get("timings") or {}).get("warps_s"))
+
+
+def _or_dash(value: float | None) -> str:
+    return num(value) if value is not None else "—"
 
 
 def evidence_table(runs: list[Run], order: dict[str, list[str]], scan: str = "baerase") -> str:
     """Which line of evidence found the attacker's class, for the default scan: the trigger-size
-    test, the maximum-margin test, either (the verdict)."""
+    test, the maximum-margin test, the warp test, any of them (the verdict)."""
     done = [r for r in counted(runs) if scan in r["scans"]]
     if not any(r["scans"][scan].get("margin_indices") for r in done):
         return ""
     lines = table_head(
-        f"Two lines of evidence ({SCAN_NAMES.get(scan, scan)})",
+        f"Lines of evidence ({SCAN_NAMES.get(scan, scan)})",
         "Models whose attack took: how many had the attacker's class flagged by the trigger-size test, by the "
         "maximum-margin test (core/margins.py: the largest logit margin any input reaches for the class, MADs "
-        "above the median in log margins), and by either (the verdict). Margin index: the attacker's class's, "
-        "median (min) over seeds, next to the largest any clean model of the same dataset and architecture reached.",
+        "above the median in log margins), by the warp test (core/warps.py: the smallest smooth warp that sends "
+        "other classes' images to the class, MADs below the median in log pixels; runs from before 2026-12-07 "
+        "have none: —, and runs from its first shard recorded no warp index), and by any (the verdict). Indices: "
+        "the attacker's class's, median (min) over seeds, next to the largest any clean model of the same dataset "
+        "and architecture reached.",
         [
             "dataset",
             "arch",
@@ -339,14 +352,19 @@ def evidence_table(runs: list[Run], order: dict[str, list[str]], scan: str = "ba
             "models",
             "size test",
             "margin test",
-            "either",
+            "warp test",
+            "any",
             "target's margin index, median (min) / largest clean",
+            "target's warp index, median (min) / largest clean",
         ],
     )
     for (dataset, arch), rs in group(done, "dataset", "arch", order=order).items():
-        clean_max = _max_clean_margin(rs, scan)
+        clean_margin = _max_clean(rs, scan, "margin_indices")
+        clean_warp = _max_clean(rs, scan, "warp_indices")
         for (case,), cell in group([r for r in rs if r["backdoored"]], "case").items():
-            margins = [v for v in (_target_margin(r, scan) for r in cell) if v is not None]
+            margins = [v for v in (_target_index(r, scan, "margin_indices") for r in cell) if v is not None]
+            warped = [r for r in cell if _warp_test_ran(r, scan)]
+            warps = [v for v in (_target_index(r, scan, "warp_indices") for r in warped) if v is not None]
             lines.append(
                 md_row(
                     [
@@ -356,8 +374,10 @@ def evidence_table(runs: list[Run], order: dict[str, list[str]], scan: str = "ba
                         str(len(cell)),
                         rate(sum(1 for r in cell if _target_by(r, scan, "size")), len(cell)),
                         rate(sum(1 for r in cell if _target_by(r, scan, "margin")), len(cell)),
+                        rate(sum(1 for r in warped if _target_by(r, scan, "warp")), len(warped)) if warped else "—",
                         rate(sum(1 for r in cell if r["scans"][scan]["right_class"]), len(cell)),
-                        f"{med_worst(margins, num, worst=min)} / {num(clean_max) if clean_max is not None else '—'}",
+                        f"{med_worst(margins, num, worst=min)} / {_or_dash(clean_margin)}",
+                        f"{med_worst(warps, num, worst=min)} / {_or_dash(clean_warp)}" if warps else "—",
                     ]
                 )
             )

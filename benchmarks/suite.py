@@ -300,6 +300,9 @@ def detection_record(scan: ScanResult, case: Case, watch: Stopwatch, peak: PeakM
         "margin_indices": [c.margin_index for c in v.classes],
         "flagged_by": [c.flagged_by for c in v.classes],
         "target_margin_index": target.margin_index if target else None,
+        "warps": [c.warp for c in v.classes],  # smallest smooth warp, pixels (core.warps)
+        "warp_indices": [c.warp_index for c in v.classes],  # null where the warp test was inconclusive
+        "target_warp_index": target.warp_index if target else None,
         "recovery_steps": scan.recovery.steps,
         "recovery_budget": v.config["recovery"]["steps"],
         "class_steps": [c.steps for c in v.classes],  # the class schedule's, per class

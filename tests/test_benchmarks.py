@@ -452,7 +452,7 @@ def test_scans_only_runs_count_for_detection_and_claim_no_erasure(tmp_path):
         "| BAERASE scan alone (scans-only runs) | 1/1 (100%; 21–100) | 0/1 (0%; 0–79) | — (no unlearning run) |"
         in table
     )
-    assert "## Two lines of evidence" in table
+    assert "## Lines of evidence" in table
 
 
 def test_statistics_recomputes_the_candidates_from_recorded_norms():
