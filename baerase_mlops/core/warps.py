@@ -49,7 +49,7 @@ class WarpResult:
     flag_below: float  # a size under this is flagged (the threshold, as pixels)
     flows: torch.Tensor  # K x 2 x grid x grid: each class's control points at its size (grid_sample units)
     # False when the median class was never reached: the natural warp scale is then unknown (a lower
-    # bound), every index is NaN and nothing is flagged (GTSRB small_cnn: 2-6 of 43 classes reached).
+    # bound), every index is NaN and nothing is flagged (GTSRB small_cnn: 2-9 of 43 classes reached).
     conclusive: bool
     steps: int
     seconds: float
