@@ -142,8 +142,9 @@ class WarpDetector:
         # A class no budget sent there: its last budget, a lower bound (never a small-side outlier).
         sizes = torch.where(reached.to(self.device), best, budget).cpu()
         indices, median, mad = warp_indices(sizes, c.consistency, c.min_mad)
-        # The lower median is one of the sizes: was its class reached?
-        conclusive = bool(reached[int(torch.argmin((sizes - median).abs()))])
+        # The lower median is one of the sizes: is it a reached class's (and not a last budget's)?
+        at_median = (sizes.double().log() - math.log(median)).abs() < 1e-9
+        conclusive = bool((reached & at_median).any())
         if not conclusive:
             indices = [math.nan] * k_all
         flagged = [k for k, v in enumerate(indices) if v > self.threshold and reached[k]]
@@ -155,7 +156,7 @@ class WarpDetector:
             median=median,
             mad=mad,
             threshold=self.threshold,
-            flag_below=median * math.exp(-self.threshold * c.consistency * mad),
+            flag_below=median * math.exp(-self.threshold * c.consistency * mad) if conclusive else math.nan,
             flows=kept.detach().cpu(),
             conclusive=conclusive,
             steps=c.steps,
