@@ -218,7 +218,19 @@ def test_baerase_erases_a_warping_backdoor_through_its_recovered_warp(scan_facto
     assert outcome.verified, outcome.verification.reasons
     assert [w.label for w in outcome.verification.warps] == [target]
     assert outcome.verification.triggers == []  # no mask search at a size the size test found ordinary
+    assert [check.label for check in outcome.verification.larger_warps] == [target]
+    assert all(check.passed for check in outcome.verification.larger_warps)
     m = outcome.metrics
     assert m["real_asr_before"] >= 0.85 and m["real_asr_after"] <= 0.02  # the tiny WaNet takes 90%
     assert m["accuracy_before"] - m["accuracy_after"] <= 0.02
     assert m["real_asr_after"] - 0.02 <= m["verified_asr"] <= 0.02
+
+
+def test_a_warping_backdoor_left_in_place_fails_the_larger_warp_check(scan_factory, lab_model_factory):
+    mut, data, scan = scan_factory("wanet")
+    target = lab_model_factory("wanet").target
+    outcome = run_erase(mut, data, scan, UnlearningConfig(max_steps=0), device="cpu", verification=LIGHT_SEARCHES)
+    assert not outcome.verified
+    (check,) = outcome.verification.larger_warps
+    assert check.label == target and not check.passed and check.asr > check.ceiling
+    assert any("survives as a larger warp" in reason for reason in outcome.verification.reasons)
