@@ -152,7 +152,7 @@ class WarpConfig:
     lr: float = 0.05  # Adam, on the control points (grid_sample's units: 2 = the image side)
     consistency: float = 1.4826
     # Floor on the MAD of log warp sizes (the size test's 0.2): a class must need under 41% of the
-    # median warp to be flagged. On the cached zoo models (README, "Benchmarks", "The warp test") the
+    # median warp to be flagged. On the cached zoo models (benchmarks/results/zoo-mnist-warps-2026-12-07) the
     # median MNIST class needs 1.2-1.5 pixels and WaNet targets 0.11-0.21 (0.40 for one that did not
     # take); the largest index of 53 models without WaNet where the test concluded was 2.03, the
     # smallest WaNet target's 4.05.

@@ -12,9 +12,10 @@ The field is a ``grid`` x ``grid`` array of control-point offsets upsampled bicu
 warp of any shape, not WaNet's own grid), trained by Adam on cross-entropy toward k within a budget:
 after every round of steps a class that met ``success`` keeps the budget as its size and tries 0.8x
 of it, one that did not gets 1.25x (a projected search, all classes batched). The outlier test is the
-size test's MAD test on log sizes (one-sided, below the median), with the detection's threshold; it
-abstains where the median class was never reached. Measured (README, "Benchmarks"): the median MNIST
-class needs 1.2-1.5 pixels, WaNet targets 0.11-0.21.
+size test's MAD test on log sizes (one-sided, below the median; the MAD of every class), with the
+detection's threshold; it abstains where the median class was never reached. Measured
+(benchmarks/results/zoo-mnist-warps-2026-12-07): the median MNIST class needs 1.2-1.5 pixels, WaNet
+targets 0.11-0.21.
 """
 
 from __future__ import annotations
