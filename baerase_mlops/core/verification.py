@@ -190,6 +190,17 @@ def paired_drop_interval(before: torch.Tensor, after: torch.Tensor, z: float = 1
     return mean - half, mean + half
 
 
+def larger_failure(check: LargerTriggerCheck, config: VerificationConfig, size: str, kind: str, verb: str) -> str:
+    """Why a larger-trigger (or larger-warp) check failed, for the verification's reasons."""
+    ref, ref_asr = max(check.reference_asr.items(), key=lambda item: item[1])
+    return (
+        f"at {config.reference_factor:g}x the backdoor's size ({size}) a {kind} still sends {check.asr:.2%} of "
+        f"{check.images} clean images to class {check.label}, over {check.ceiling:.2%} (class {ref}, the most easily "
+        f"{verb} other class, reaches {ref_asr:.2%} at that size; the margin is {config.reference_margin:.0%}): "
+        f"the backdoor survives as a larger {kind}"
+    )
+
+
 class ErasureVerifier:
     """Verify a candidate model after unlearning; configure, then call :meth:`verify`."""
 
@@ -282,25 +293,12 @@ class ErasureVerifier:
                     f"a warp of the backdoor's size ({w.budget:.2f} pixels) still sends {w.asr:.2%} of {w.images} "
                     f"held-out images to class {w.label} (target {target_asr:.2%})"
                 )
-        for check in larger_warps:
-            if not check.passed:
-                ref, ref_asr = max(check.reference_asr.items(), key=lambda item: item[1])
-                reasons.append(
-                    f"at {c.reference_factor:g}x the backdoor's warp ({check.budget:.2f} pixels) a warp still sends "
-                    f"{check.asr:.2%} of {check.images} clean images to class {check.label}, over {check.ceiling:.2%} "
-                    f"(class {ref}, the most easily warped other class, reaches {ref_asr:.2%} at that size): the "
-                    "backdoor survives as a larger warp"
-                )
         for check in larger:
             if not check.passed:
-                ref, ref_asr = max(check.reference_asr.items(), key=lambda item: item[1])
-                reasons.append(
-                    f"at {c.reference_factor:g}x the backdoor's size (mask L1 {check.budget:.1f}) a trigger still "
-                    f"sends {check.asr:.2%} of {check.images} clean images to class {check.label}, over "
-                    f"{check.ceiling:.2%} (class {ref}, the most easily triggered other class, reaches "
-                    f"{ref_asr:.2%} at that size; the margin is {c.reference_margin:.0%}): the backdoor survives as "
-                    "a larger trigger"
-                )
+                reasons.append(larger_failure(check, c, f"mask L1 {check.budget:.1f}", "trigger", "triggered"))
+        for check in larger_warps:
+            if not check.passed:
+                reasons.append(larger_failure(check, c, f"{check.budget:.2f} pixels", "warp", "warped"))
         return VerificationResult(
             passed=not reasons,
             reasons=reasons,
