@@ -179,6 +179,7 @@ class Unlearner(ABC):
         # the images outside each target: searched (unlearning part) and measured (stopping rule) on
         search_on = {t: x_all[y_all != t] for t in targets} if c.adversarial_every > 0 else {}
         measure_on = {t: holdout.x[holdout.y != t] for t in targets} if c.adversarial_stop else {}
+        warp_on = {t: holdout.x[holdout.y != t] for t in flows}  # the stopping rule's images for each warp
 
         # searched on the original's weights: nothing has moved yet
         larger = self.search_larger_triggers(model, {t: x_all[y_all != t] for t in targets}, recovery.norms)
@@ -192,7 +193,7 @@ class Unlearner(ABC):
                     for t in targets
                 )
                 for t, flow in flows.items():
-                    asr = max(asr, warp_asr(model, holdout.x[holdout.y != t], flow, t, self.device))
+                    asr = max(asr, warp_asr(model, warp_on[t], flow, t, self.device))
                 if c.adversarial_stop:
                     for t, found in adversarial.items():
                         asr = max(asr, trigger_asr(model, measure_on[t], found.mask, found.pattern, t, self.device))

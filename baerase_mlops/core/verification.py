@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -399,12 +400,7 @@ class ErasureVerifier:
             x_all = torch.cat([x_search, verify.x[verify.y != k]])  # as the larger-trigger check counts
             return warp_asr(model, x_all, flow, k, self.device), len(x_all)
 
-        asr, images = strongest(label)
-        if asr <= c.max_asr + 1e-12:
-            return LargerTriggerCheck(label, budget, asr, {}, c.max_asr, images)
-        references = {k: strongest(k)[0] for k in others}
-        ceiling = max(c.max_asr, max(references.values()) + c.reference_margin)
-        return LargerTriggerCheck(label, budget, asr, references, ceiling, images)
+        return self._against_references(label, budget, strongest(label), lambda k: strongest(k)[0], others)
 
     def larger_trigger_check(
         self,
@@ -438,13 +434,28 @@ class ErasureVerifier:
             return trigger_asr(model, x_all, found.mask, found.pattern, k, self.device), len(x_all)
 
         # The flagged class is searched as hard as the search at its size; the references alike (config).
-        asr, images = strongest(label, c.restarts)
+        reference = lambda k: strongest(k, c.reference_restarts)[0]  # noqa: E731
+        return self._against_references(label, budget, strongest(label, c.restarts), reference, others)
+
+    def _against_references(
+        self,
+        label: int,
+        budget: float,
+        flagged: tuple[float, int],
+        reference: Callable[[int], float],
+        others: list[int],
+    ) -> LargerTriggerCheck:
+        """The larger-trigger (or larger-warp) check's verdict: ``flagged`` is the (ASR, images) of the
+        strongest trigger toward ``label`` at ``budget``, ``reference(k)`` the ASR toward class ``k`` at the
+        same budget, searched only when needed."""
+        c = self.config
+        asr, images = flagged
         if asr <= c.max_asr + 1e-12:
             # The ceiling is never under max_asr, so the check passes whatever the references would
             # reach: they are not searched (two of the check's three searches; each reference's own
             # seed leaves the numbers of a check that does search them as they were).
             return LargerTriggerCheck(label, budget, asr, {}, c.max_asr, images)
-        references = {k: strongest(k, c.reference_restarts)[0] for k in others}
+        references = {k: reference(k) for k in others}
         ceiling = max(c.max_asr, max(references.values()) + c.reference_margin)
         return LargerTriggerCheck(label, budget, asr, references, ceiling, images)
 

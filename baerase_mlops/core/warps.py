@@ -56,6 +56,13 @@ class WarpResult:
     seconds: float
 
 
+def displacement(flows: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Each field's size: the mean displacement of its control points in pixels of an H x W image
+    (grid_sample's units per axis, x then y, converted: 2 = the image side)."""
+    to_pixels = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=flows.device, dtype=flows.dtype).view(1, 2, 1, 1)
+    return (flows * to_pixels).abs().mean(dim=(1, 2, 3))
+
+
 def warp_indices(
     sizes: list[float] | torch.Tensor, consistency: float, min_mad: float
 ) -> tuple[list[float], float, float]:
@@ -103,8 +110,6 @@ class WarpDetector:
         k_all = num_classes
         h, w = x.shape[-2:]
         per_class = max(c.min_per_class, c.batch // k_all)
-        # Offsets in grid_sample units -> pixels, per axis (x then y).
-        to_pixels = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=self.device).view(1, 2, 1, 1)
         # The images of the other classes (a scan's clean set always holds several classes).
         pools = [torch.nonzero(y != k).squeeze(1) for k in range(k_all)]
         x = x.to(self.device)
@@ -129,7 +134,7 @@ class WarpDetector:
                 with torch.no_grad():
                     hits += (out.argmax(1) == targets).float().view(k_all, per_class).mean(1)
                     # Project each field back into its budget (mean displacement in pixels).
-                    size = (flows * to_pixels).abs().mean(dim=(1, 2, 3))
+                    size = displacement(flows, h, w)
                     flows.mul_((budget / size.clamp_min(1e-12)).clamp(max=1.0).view(k_all, 1, 1, 1))
                     if step % c.rounds == 0:
                         met = hits / c.rounds >= c.success
@@ -182,7 +187,6 @@ def search_budgeted_warp(
     Adam on cross-entropy over batches of ``x`` (images outside ``label``), projected into the budget
     after every step. Returns its control points (1 x 2 x grid x grid, on the CPU)."""
     h, w = x.shape[-2:]
-    to_pixels = torch.tensor([(w - 1) / 2, (h - 1) / 2], device=device).view(1, 2, 1, 1)
     flow = (torch.randn(1, 2, grid, grid, generator=generator) * 1e-3).to(device).requires_grad_(True)
     optimiser = torch.optim.Adam([flow], lr=lr)
     x = x.to(device)
@@ -194,7 +198,7 @@ def search_budgeted_warp(
         loss.backward()
         optimiser.step()
         with torch.no_grad():
-            size = float((flow * to_pixels).abs().mean())
+            size = float(displacement(flow, h, w))
             if size > budget:
                 flow.mul_(budget / size)
     return flow.detach().cpu()
