@@ -27,6 +27,7 @@ RGB = (3, 32, 32)
         ("sticker", {"position": "random"}),
         ("wanet", {"strength": 0.5, "grid": 3, "trigger_seed": 4}),
         ("sig", {"delta": 0.1, "frequency": 4}),
+        ("sig", {"delta": 0.5, "train_delta": 0.2, "frequency": 4, "target_share": 0.5}),
     ],
 )
 def test_new_attack_parameters_round_trip_through_json(name, kwargs):
@@ -123,6 +124,25 @@ def test_sig_poisons_target_class_images_only_and_changes_no_label():
     assert torch.equal(out_y, y)  # clean-label
 
 
+def test_sig_stamps_at_most_its_share_of_the_target_class_with_its_training_amplitude():
+    y = torch.arange(1000) % 10  # 100 images of class 3: a 10% rate would stamp all of them
+    x = torch.full((1000, 1, 32, 32), 0.5)
+    attack = make_attack("sig", (1, 32, 32), delta=0.6, train_delta=0.2, frequency=4, target_share=0.8)
+    gen = torch.Generator().manual_seed(0)
+    poisoned = choose_poisoned(y, 3, 0.1, gen, clean_label=True, class_share=attack.class_share)
+    assert poisoned.sum() == 80 and (y[poisoned] == 3).all()
+    out_x, _ = poison_batch(x, y, poisoned, choose_noise(poisoned, attack.noise_rate, gen), attack, 3, gen)
+    assert (out_x - x).abs().max() == pytest.approx(0.2, abs=1e-3)  # trained with the weaker signal...
+    grey = torch.full((1, 1, 32, 32), 0.3)  # room for +0.6 below the clip at 1
+    assert (attack.apply(grey) - grey).max() == pytest.approx(0.6, abs=1e-3)  # ...triggered with the stronger
+
+
+def test_a_sig_spec_from_before_its_share_and_training_amplitude_rebuilds_as_it_was_trained():
+    old = attack_from_params({"name": "sig", "delta": 0.3, "frequency": 6})
+    x = torch.full((1, 1, 28, 28), 0.5)
+    assert old.class_share == 1.0 and torch.equal(old.poison(x), old.apply(x))
+
+
 def test_dirty_label_poisoning_relabels_non_target_images_and_noise_mode_keeps_labels():
     y = torch.arange(100) % 10
     x = torch.rand(100, 3, 32, 32)
@@ -136,14 +156,14 @@ def test_dirty_label_poisoning_relabels_non_target_images_and_noise_mode_keeps_l
 
 
 # A tiny model per new attack on real digits (builtin:mnist, 1,667 of them, 5 epochs). Measured with
-# these settings: sticker 98%, SIG 98%, WaNet 96% ASR. A warp as weak as the paper's (and the lab
+# these settings: sticker 98%, SIG 100% (its lab defaults), WaNet 96% ASR. A warp as weak as the paper's (and the lab
 # default, with noise mode) needs far more training than a test can afford (strength 1 with no noise
 # mode: 9% here; 4: 81%), so the tiny WaNet warps harder and skips noise mode; the zoo
 # (benchmarks) measures whether the lab defaults take on full-size training.
 TINY = {
     "sticker": {},
     "wanet": {"strength": 8.0, "noise_share": 0.0},
-    "sig": {"delta": 0.5},
+    "sig": {},
 }
 
 
@@ -153,7 +173,7 @@ def test_a_tiny_model_of_each_new_attack_takes(mnist, name):
     small = mnist.subset(torch.arange(0, len(mnist), 3))
     attack = make_attack(name, mnist.input_shape, **TINY[name])
     result = train_lab_model(small, attack, 3, LabConfig(epochs=5, seed=1))
-    # A real classifier still (SIG costs some: every training image of the target class carries the
-    # signal, so clean ones of that class look less like it; 83% measured here, 92-94% for the others).
-    assert result.accuracy >= 0.8
+    # A real classifier still: 92.7% for SIG, 92-94% for the others (a SIG that stamped the whole target
+    # class, as the lab's first did, left no clean image of it: 83% here).
+    assert result.accuracy >= 0.9
     assert result.asr >= 0.9, f"{name}: ASR {result.asr:.3f}"
