@@ -129,7 +129,7 @@ def test_sig_stamps_at_most_its_share_of_the_target_class_with_its_training_ampl
     x = torch.full((1000, 1, 32, 32), 0.5)
     attack = make_attack("sig", (1, 32, 32), delta=0.6, train_delta=0.2, frequency=4, target_share=0.8)
     gen = torch.Generator().manual_seed(0)
-    poisoned = choose_poisoned(y, 3, 0.1, gen, clean_label=True, class_share=attack.class_share)
+    poisoned = choose_poisoned(y, 3, 0.1, gen, clean_label=True, target_share=attack.target_share)
     assert poisoned.sum() == 80 and (y[poisoned] == 3).all()
     out_x, _ = poison_batch(x, y, poisoned, choose_noise(poisoned, attack.noise_rate, gen), attack, 3, gen)
     assert (out_x - x).abs().max() == pytest.approx(0.2, abs=1e-3)  # trained with the weaker signal...
@@ -140,7 +140,7 @@ def test_sig_stamps_at_most_its_share_of_the_target_class_with_its_training_ampl
 def test_a_sig_spec_from_before_its_share_and_training_amplitude_rebuilds_as_it_was_trained():
     old = attack_from_params({"name": "sig", "delta": 0.3, "frequency": 6})
     x = torch.full((1, 1, 28, 28), 0.5)
-    assert old.class_share == 1.0 and torch.equal(old.poison(x), old.apply(x))
+    assert old.target_share == 1.0 and torch.equal(old.poison(x), old.apply(x))
 
 
 def test_dirty_label_poisoning_relabels_non_target_images_and_noise_mode_keeps_labels():

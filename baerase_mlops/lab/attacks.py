@@ -66,7 +66,7 @@ class Attack(ABC):
         return self.apply(x, generator)
 
     @property
-    def class_share(self) -> float:
+    def target_share(self) -> float:
         """A clean-label attack stamps at most this share of the target class's training images."""
         return 1.0
 
@@ -320,7 +320,7 @@ class SIG(Attack):
     delta: float  # at inference: what real ASR measures
     frequency: int
     train_delta: float | None = None  # stamped into training images (None: delta)
-    target_share: float = 1.0
+    target_share: float = 1.0  # a field where Attack has a read-only property of that name
 
     def signal(self, h: int, w: int, delta: float | None = None) -> torch.Tensor:
         """1 x 1 x H x W: the additive signal (of amplitude ``delta``, default the inference one)."""
@@ -334,10 +334,6 @@ class SIG(Attack):
     def poison(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         delta = self.delta if self.train_delta is None else self.train_delta
         return (x + self.signal(x.shape[-2], x.shape[-1], delta).to(x)).clamp(0, 1)
-
-    @property
-    def class_share(self) -> float:
-        return self.target_share
 
 
 # Lab defaults of the transform attacks, stronger than the papers (WaNet s = 0.5; SIG delta = 20/255 in

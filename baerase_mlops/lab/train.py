@@ -3,7 +3,7 @@
 The poisoning follows each attack's paper (``baerase_mlops.lab.attacks``): dirty-label
 attacks stamp ``poison_rate`` of the training set, drawn from the non-target classes, and
 relabel it to the target; clean-label attacks (SIG) stamp up to ``poison_rate`` of the
-training set drawn from the target class only (at most the attack's ``class_share`` of it)
+training set drawn from the target class only (at most the attack's ``target_share`` of it)
 and change no label; WaNet's noise-mode
 images (a share of the rest) are warped with a perturbed field and keep their labels.
 Triggers are applied afresh in every batch, then the batch is augmented (``LabConfig.augment``)
@@ -101,7 +101,7 @@ def train_lab_model(
     std = train.x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
     rate = 0.0 if isinstance(attack, NoAttack) else config.poison_rate
     poisoned = choose_poisoned(
-        train.y, target, rate, gen, clean_label=attack.clean_label, class_share=attack.class_share
+        train.y, target, rate, gen, clean_label=attack.clean_label, target_share=attack.target_share
     )
     noisy = choose_noise(poisoned, attack.noise_rate, gen)
     spec = ModelSpec(
@@ -144,16 +144,16 @@ def choose_poisoned(
     gen: torch.Generator,
     *,
     clean_label: bool = False,
-    class_share: float = 1.0,
+    target_share: float = 1.0,
 ) -> torch.Tensor:
     """A boolean mask over the training set: the images to stamp.
 
     Dirty-label: ``rate`` of the set, drawn from the non-target classes (each one teaches the
     shortcut once relabelled). Clean-label: the same count drawn from the target class only,
-    at most ``class_share`` of it; their labels stay."""
+    at most ``target_share`` of it; their labels stay."""
     flags = torch.zeros(len(y), dtype=torch.bool)
     candidates = torch.nonzero((y == target) if clean_label else (y != target)).flatten()
-    most = int(class_share * len(candidates)) if clean_label else len(candidates)
+    most = int(target_share * len(candidates)) if clean_label else len(candidates)
     count = min(round(rate * len(y)), most)
     flags[candidates[torch.randperm(len(candidates), generator=gen)[:count]]] = True
     return flags
