@@ -1,6 +1,7 @@
 """Merge shards: every run of the zoo lands in one BENCHMARKS.json, keyed by its run key
-(dataset/arch/case/seed). A re-run of a cell replaces that cell's run, never duplicates it;
-every other run, and every shard's provenance (command, machine, commit, times), is kept."""
+(dataset/arch/case/seed). A re-run of a cell replaces that cell's run, never duplicates it,
+but keeps the peer's scan of the same model that it did not repeat; every other run, and every
+shard's provenance (command, machine, commit, times), is kept."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
         )
     runs = {run_key(r): r for r in old["runs"]}
     replaced = [run_key(r) for r in new["runs"] if run_key(r) in runs]
-    runs.update({run_key(r): r for r in new["runs"]})
+    runs.update({run_key(r): keep_unrepeated_scans(runs.get(run_key(r)), r) for r in new["runs"]})
     # A shard's own file holds one shard; a merged file brings all of its shards along.
     *earlier, last = new["meta"]["shards"]
     meta = {**new["meta"], "shards": [*old["meta"]["shards"], *earlier, {**last, "replaced": replaced}]}
@@ -49,6 +50,19 @@ def merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     # What is not a run (the cost against classes of benchmarks.cost) comes along; the newer wins.
     extra = {k: v for part in (old, new) for k, v in part.items() if k not in ("meta", "runs")}
     return {**extra, "meta": meta, "runs": sort_runs(list(runs.values()), dataset_order, arch_order)}
+
+
+def keep_unrepeated_scans(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """``new``, with the scans of ``old`` it did not run again (the peer's, added by a ``--peer-only``
+    shard) when both examined the same model (its cache key) on the same clean set: such a scan
+    depends on nothing the re-run changed. Anything else of ``old`` is replaced."""
+    if old is None or "scans" not in new or "scans" not in old:
+        return new
+    key = (new.get("lab") or {}).get("cache_key")
+    if key is None or (old.get("lab") or {}).get("cache_key") != key or old.get("clean_set") != new.get("clean_set"):
+        return new
+    kept = {name: scan for name, scan in old["scans"].items() if name not in new["scans"]}
+    return {**new, "scans": {**new["scans"], **kept}} if kept else new
 
 
 def load_results(path: Path) -> dict[str, Any] | None:

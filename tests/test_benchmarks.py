@@ -350,6 +350,26 @@ def _results(runs: list[dict], command: str = "python -m benchmarks.run --profil
     }
 
 
+def _examined(cell: dict, cache_key: str, scans: list[str]) -> dict:
+    clean_set = {"images": 2401, "description": "5% of the lab model's training split"}
+    return {**cell, "lab": {"cache_key": cache_key}, "clean_set": clean_set, "scans": {s: {"method": s} for s in scans}}
+
+
+def test_a_rerun_cell_keeps_the_peer_scan_of_the_same_model_it_did_not_repeat():
+    old = _examined(_cell("lenet5", "badnets", 0, "old"), "abc", ["baerase", "neural_cleanse", "backdoorbench_nc"])
+    rerun = _examined(_cell("lenet5", "badnets", 0, "rerun"), "abc", ["baerase", "neural_cleanse"])
+    merged = merge(_shard([old], "with the peer"), _shard([rerun], "product only"))
+    (run,) = merged["runs"]
+    assert run["marker"] == "rerun" and list(run["scans"]) == ["baerase", "neural_cleanse", "backdoorbench_nc"]
+
+
+def test_a_rerun_cell_on_another_model_drops_the_old_peer_scan():
+    old = _examined(_cell("lenet5", "sig", 0, "old"), "abc", ["baerase", "backdoorbench_nc"])
+    retrained = _examined(_cell("lenet5", "sig", 0, "rerun"), "def", ["baerase"])  # the attack changed: a new model
+    (run,) = merge(_shard([old], "with the peer"), _shard([retrained], "product only"))["runs"]
+    assert list(run["scans"]) == ["baerase"]
+
+
 def test_merge_from_adds_a_shard_file_to_the_table_without_running_anything(tmp_path):
     from benchmarks.run import main, write_outputs
 
