@@ -310,10 +310,11 @@ class SIG(Attack):
 
     Clean-label: in training only images of the target class carry the signal and no label
     is changed (the model learns "signal means target" from correctly labelled images); at
-    test time it is added to images of other classes. As in the paper, the attacker may train
-    with a weaker signal (``train_delta``) than it triggers with (``delta``), and stamps part of
-    the target class (``target_share``): stamping all of it leaves the model no clean image of
-    that class (the zoo's first SIG models lost the class: 88-90% clean accuracy on MNIST)."""
+    test time it is added to images of other classes. The amplitudes in training (``train_delta``)
+    and at inference (``delta``) are separate, as the paper's are (Delta_tr, Delta_ts), and the
+    attacker stamps part of the target class (``target_share``): stamping all of it leaves the
+    model no clean image of that class (the zoo's first SIG models lost it: 88-90% clean
+    accuracy on MNIST)."""
 
     name: ClassVar[str] = "sig"
     clean_label: ClassVar[bool] = True

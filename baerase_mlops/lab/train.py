@@ -4,8 +4,8 @@ The poisoning follows each attack's paper (``baerase_mlops.lab.attacks``): dirty
 attacks stamp ``poison_rate`` of the training set, drawn from the non-target classes, and
 relabel it to the target; clean-label attacks (SIG) stamp up to ``poison_rate`` of the
 training set drawn from the target class only (at most the attack's ``target_share`` of it)
-and change no label; WaNet's noise-mode
-images (a share of the rest) are warped with a perturbed field and keep their labels.
+and change no label; WaNet's noise-mode images (a share of the rest) are warped with a
+perturbed field and keep their labels.
 Triggers are applied afresh in every batch, then the batch is augmented (``LabConfig.augment``)
 as a data loader over a poisoned dataset would.
 """
