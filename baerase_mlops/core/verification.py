@@ -344,20 +344,8 @@ class ErasureVerifier:
     ) -> BudgetedWarp:
         """The strongest smooth warp toward ``label`` within ``budget`` pixels (the warp test's field,
         ``core.warps.search_budgeted_warp``), searched on ``search`` and measured on ``verify``."""
-        c = self.config
         x_verify = verify.x[verify.y != label]
-        flow = search_budgeted_warp(
-            model,
-            search.x[search.y != label],
-            label,
-            budget,
-            steps=c.steps,
-            grid=self.scan_config.warps.grid,
-            lr=self.scan_config.warps.lr,
-            batch_size=c.batch_size,
-            generator=torch.Generator().manual_seed(seed),
-            device=self.device,
-        )
+        flow = self._search_warp(model, search.x[search.y != label], label, budget, seed)
         asr = warp_asr(model, x_verify, flow, label, self.device) if len(x_verify) else float("nan")
         return BudgetedWarp(label, budget, asr, len(x_verify))
 
@@ -385,18 +373,7 @@ class ErasureVerifier:
 
         def strongest(k: int) -> tuple[float, int]:
             x_search = search.x[search.y != k]
-            flow = search_budgeted_warp(
-                model,
-                x_search,
-                k,
-                budget,
-                steps=c.steps,
-                grid=self.scan_config.warps.grid,
-                lr=self.scan_config.warps.lr,
-                batch_size=c.batch_size,
-                generator=torch.Generator().manual_seed(seed + 7919 * (k + 1) + 1),
-                device=self.device,
-            )
+            flow = self._search_warp(model, x_search, k, budget, seed + 7919 * (k + 1) + 1)
             x_all = torch.cat([x_search, verify.x[verify.y != k]])  # as the larger-trigger check counts
             return warp_asr(model, x_all, flow, k, self.device), len(x_all)
 
@@ -458,6 +435,21 @@ class ErasureVerifier:
         references = {k: reference(k) for k in others}
         ceiling = max(c.max_asr, max(references.values()) + c.reference_margin)
         return LargerTriggerCheck(label, budget, asr, references, ceiling, images)
+
+    def _search_warp(self, model: nn.Module, x: torch.Tensor, label: int, budget: float, seed: int) -> torch.Tensor:
+        """The strongest warp toward ``label`` within ``budget`` pixels on ``x``, with the warp test's field."""
+        return search_budgeted_warp(
+            model,
+            x,
+            label,
+            budget,
+            steps=self.config.steps,
+            grid=self.scan_config.warps.grid,
+            lr=self.scan_config.warps.lr,
+            batch_size=self.config.batch_size,
+            generator=torch.Generator().manual_seed(seed),
+            device=self.device,
+        )
 
     def _search(
         self, model: nn.Module, x: torch.Tensor, label: int, budget: float, restarts: int, seed: int, what: str

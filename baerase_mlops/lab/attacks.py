@@ -330,10 +330,12 @@ class SIG(Attack):
         return row.expand(h, w)[None, None].clone()
 
     def apply(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return (x + self.signal(x.shape[-2], x.shape[-1]).to(x)).clamp(0, 1)
+        return self._added(x, self.delta)
 
     def poison(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        delta = self.delta if self.train_delta is None else self.train_delta
+        return self._added(x, self.delta if self.train_delta is None else self.train_delta)
+
+    def _added(self, x: torch.Tensor, delta: float) -> torch.Tensor:
         return (x + self.signal(x.shape[-2], x.shape[-1], delta).to(x)).clamp(0, 1)
 
 
